@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import DefaultRouter
+
+from accounts import api as accounts_api
+from accounts import seed
+from gateway import views
+
+# The contract writes action paths without a slash (`/keys/{id}/revoke`); accept both.
+router = DefaultRouter()
+router.trailing_slash = "/?"
+router.register("tenants", accounts_api.TenantViewSet, basename="tenant")
+router.register("users", accounts_api.ApiUserViewSet, basename="apiuser")
+router.register("keys", accounts_api.ApiKeyViewSet, basename="apikey")
+
+urlpatterns = [
+    # Seed-compatible admin paths come before the Django admin's catch-all.
+    path("admin/gen_key", seed.gen_key),
+    path("admin/list_users", seed.list_users),
+    path("admin/forbid_key", seed.forbid_key),
+    path("admin/", admin.site.urls),
+    path("api/v1/health", views.api_health),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny])),
+    # The admin's CSS and JS, served by the gateway itself so one process is enough.
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+]
+
+handler400 = views.handler400
+handler403 = views.handler403
+handler404 = views.handler404
+handler500 = views.handler500
