@@ -1,0 +1,861 @@
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx2 as httpx  # both SDKs are built on httpx2 and reject plain httpx objects
+import openai
+import pydantic
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from providers.adapters.anthropic_format import (
+    AnthropicStreamError,
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+    anthropic_to_openai_chat_request,
+    anthropic_to_openai_chat_response,
+    anthropic_usage_to_openai,
+    openai_chat_to_anthropic,
+    openai_to_anthropic_response,
+    sse_event,
+)
+
+try:
+    from anthropic.lib.streaming._messages import accumulate_event
+except ImportError:  # pragma: no cover - depends on SDK internals
+    accumulate_event = None
+
+RAW_EVENT = pydantic.TypeAdapter(anthropic.types.RawMessageStreamEvent)
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+# ---------------------------------------------------------------- OpenAI -> Anthropic request
+
+
+def test_system_and_developer_messages_become_top_level_system():
+    body = {
+        "model": "gw-model",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "developer", "content": [{"type": "text", "text": "Answer in French."}]},
+            {"role": "user", "content": "Hi"},
+        ],
+    }
+    out = openai_chat_to_anthropic(body, "claude-sonnet-4-5")
+    assert out["model"] == "claude-sonnet-4-5"
+    assert out["system"] == "You are terse.\n\nAnswer in French."
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+    assert out["max_tokens"] == 4096
+
+
+def test_no_system_key_without_system_messages():
+    out = openai_chat_to_anthropic({"messages": [{"role": "user", "content": "x"}]}, "m")
+    assert "system" not in out
+
+
+def test_multipart_user_content_with_images():
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Compare"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+                ],
+            }
+        ]
+    }
+    content = openai_chat_to_anthropic(body, "m")["messages"][0]["content"]
+    assert content == [
+        {"type": "text", "text": "Compare"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+    ]
+
+
+def test_non_base64_data_url_is_rejected():
+    body = {
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,xx"}}]}]
+    }
+    with pytest.raises(ValueError):
+        openai_chat_to_anthropic(body, "m")
+
+
+def test_tools_tool_calls_and_tool_results_are_merged_into_alternating_turns():
+    body = {
+        "messages": [
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                    },
+                    {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": ""}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "21C"}]},
+            {"role": "user", "content": "Thanks, which is warmer?"},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "weather", "description": "Get weather", "parameters": WEATHER_SCHEMA},
+            },
+            {"type": "function", "function": {"name": "noop"}},
+        ],
+    }
+    out = openai_chat_to_anthropic(body, "m")
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
+    assert out["messages"][1]["content"] == [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "call_2", "name": "weather", "input": {}},
+    ]
+    assert out["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+        {"type": "tool_result", "tool_use_id": "call_2", "content": "21C"},
+        {"type": "text", "text": "Thanks, which is warmer?"},
+    ]
+    assert out["tools"] == [
+        {"name": "weather", "description": "Get weather", "input_schema": WEATHER_SCHEMA},
+        {"name": "noop", "input_schema": {"type": "object", "properties": {}}},
+    ]
+    assert out["tool_choice"] == {"type": "auto"}
+
+
+def test_consecutive_same_role_messages_merge():
+    body = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    assert openai_chat_to_anthropic(body, "m")["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]
+
+
+def test_invalid_tool_call_arguments_raise():
+    body = {
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}],
+            }
+        ]
+    }
+    with pytest.raises(ValueError, match="invalid JSON arguments"):
+        openai_chat_to_anthropic(body, "m")
+
+
+@pytest.mark.parametrize(
+    ("choice", "parallel", "expected"),
+    [
+        ("auto", None, {"type": "auto"}),
+        ("required", None, {"type": "any"}),
+        ("none", None, {"type": "none"}),
+        ({"type": "function", "function": {"name": "weather"}}, None, {"type": "tool", "name": "weather"}),
+        (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", False, {"type": "any", "disable_parallel_tool_use": True}),
+    ],
+)
+def test_tool_choice_mapping(choice, parallel, expected):
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "weather"}}],
+    }
+    if choice is not None:
+        body["tool_choice"] = choice
+    if parallel is not None:
+        body["parallel_tool_calls"] = parallel
+    assert openai_chat_to_anthropic(body, "m")["tool_choice"] == expected
+
+
+def test_sampling_params_and_dropped_fields():
+    body = {
+        "messages": [{"role": "user", "content": "x"}],
+        "max_completion_tokens": 100,
+        "temperature": 1.7,
+        "top_p": 0.9,
+        "stop": "END",
+        "user": "u-1",
+        "stream": True,
+        "n": 2,
+        "seed": 1,
+        "logit_bias": {"1": 2},
+        "response_format": {"type": "json_object"},
+        "stream_options": {"include_usage": True},
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.1,
+        "logprobs": True,
+    }
+    out = openai_chat_to_anthropic(body, "m")
+    assert out == {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
+        "temperature": 1,
+        "top_p": 0.9,
+        "stop_sequences": ["END"],
+        "metadata": {"user_id": "u-1"},
+        "stream": True,
+    }
+    body2 = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 7, "stop": ["a", "b"], "temperature": 0.3}
+    out2 = openai_chat_to_anthropic(body2, "m")
+    assert (out2["max_tokens"], out2["stop_sequences"], out2["temperature"]) == (7, ["a", "b"], 0.3)
+
+
+def test_converted_request_is_accepted_by_anthropic_sdk_on_the_wire():
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["body"] = json.loads(request.content)
+        return httpx.Response(200, json=_anthropic_message())
+
+    body = openai_chat_to_anthropic(
+        {
+            "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "weather", "parameters": WEATHER_SCHEMA}}],
+        },
+        "claude-x",
+    )
+    client = anthropic.Anthropic(api_key="test", http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    client.messages.create(**body)
+    assert seen["body"] == body
+
+
+# ---------------------------------------------------------------- Anthropic -> OpenAI response
+
+
+def _anthropic_message(**overrides) -> dict:
+    msg = {
+        "id": "msg_01ABC",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [{"type": "text", "text": "Hello"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }
+    msg.update(overrides)
+    return msg
+
+
+def test_anthropic_text_response_to_openai():
+    resp = _anthropic_message(
+        content=[
+            {"type": "thinking", "thinking": "hmm", "signature": "s"},
+            {"type": "text", "text": "Hel"},
+            {"type": "text", "text": "lo"},
+        ]
+    )
+    out = anthropic_to_openai_chat_response(resp, "gw-model")
+    ChatCompletion.model_validate(out)
+    assert out["id"] == "chatcmpl-msg_01ABC"
+    assert out["object"] == "chat.completion"
+    assert out["model"] == "gw-model"
+    choice = out["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": "Hello", "refusal": None}
+    assert choice["finish_reason"] == "stop"
+    assert out["usage"]["total_tokens"] == 15
+
+
+def test_anthropic_tool_use_response_to_openai():
+    resp = _anthropic_message(
+        content=[{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}],
+        stop_reason="tool_use",
+    )
+    out = anthropic_to_openai_chat_response(resp, "gw")
+    parsed = ChatCompletion.model_validate(out)
+    message = out["choices"][0]["message"]
+    assert message["content"] is None
+    assert message["tool_calls"] == [
+        {"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+    ]
+    assert parsed.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+        ("model_context_window_exceeded", "stop"),
+        (None, "stop"),
+    ],
+)
+def test_stop_reason_mapping(stop_reason, finish):
+    out = anthropic_to_openai_chat_response(_anthropic_message(stop_reason=stop_reason), "gw")
+    assert out["choices"][0]["finish_reason"] == finish
+
+
+def test_usage_with_cache_tokens():
+    usage = {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20}
+    assert anthropic_usage_to_openai(usage) == {
+        "prompt_tokens": 130,
+        "completion_tokens": 7,
+        "total_tokens": 137,
+        "prompt_tokens_details": {"cached_tokens": 100},
+    }
+    none_cache = {
+        "input_tokens": 3,
+        "output_tokens": 1,
+        "cache_read_input_tokens": None,
+        "cache_creation_input_tokens": None,
+    }
+    assert anthropic_usage_to_openai(none_cache)["prompt_tokens"] == 3
+    assert anthropic_usage_to_openai({})["total_tokens"] == 0
+
+
+# ---------------------------------------------------------------- Anthropic stream -> OpenAI chunks
+
+
+def _anthropic_text_and_tool_events() -> list[tuple[str, dict]]:
+    return [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_S1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-x",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": 12,
+                        "output_tokens": 1,
+                        "cache_read_input_tokens": 30,
+                        "cache_creation_input_tokens": 0,
+                    },
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "let me"}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("ping", {"type": "ping"}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Let me "}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "check."}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {"type": "tool_use", "id": "toolu_A", "name": "weather", "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 2,
+                "delta": {"type": "input_json_delta", "partial_json": '{"city": "Pa'},
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": 'ris"}'}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 2}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 3,
+                "content_block": {"type": "tool_use", "id": "toolu_B", "name": "time", "input": {}},
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{}"}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 3}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 42},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
+def _run_anthropic_stream(events, **kwargs) -> tuple[AnthropicToOpenAIStream, list[dict]]:
+    conv = AnthropicToOpenAIStream("gw-model", **kwargs)
+    chunks = [c for name, data in events for c in conv.feed(name, data)]
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk)
+    return conv, chunks
+
+
+def test_anthropic_stream_text_only():
+    events = [e for e in _anthropic_text_and_tool_events() if e[1].get("index") not in (2, 3)]
+    events[-2] = (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 9},
+        },
+    )
+    conv, chunks = _run_anthropic_stream(events)
+    assert {c["id"] for c in chunks} == {"chatcmpl-msg_S1"}
+    assert len({c["created"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "Let me check."
+    assert chunks[-2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 42,
+        "completion_tokens": 9,
+        "total_tokens": 51,
+        "prompt_tokens_details": {"cached_tokens": 30},
+    }
+    assert conv.finish_reason == "stop"
+
+
+def test_anthropic_stream_text_and_tool_use():
+    conv, chunks = _run_anthropic_stream(_anthropic_text_and_tool_events())
+    tool_deltas = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+    assert tool_deltas[0] == {
+        "index": 0,
+        "id": "toolu_A",
+        "type": "function",
+        "function": {"name": "weather", "arguments": ""},
+    }
+    assert tool_deltas[3] == {
+        "index": 1,
+        "id": "toolu_B",
+        "type": "function",
+        "function": {"name": "time", "arguments": ""},
+    }
+    args = {}
+    for tc in tool_deltas:
+        args[tc["index"]] = args.get(tc["index"], "") + tc["function"]["arguments"]
+    assert json.loads(args[0]) == {"city": "Paris"} and json.loads(args[1]) == {}
+    assert conv.finish_reason == "tool_calls"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert conv.usage["completion_tokens"] == 42
+
+
+def test_anthropic_stream_without_include_usage_still_tracks_usage():
+    conv, chunks = _run_anthropic_stream(_anthropic_text_and_tool_events(), include_usage=False)
+    assert all(c["choices"] for c in chunks)
+    assert conv.usage["prompt_tokens"] == 42 and conv.usage["completion_tokens"] == 42
+
+
+def test_anthropic_stream_error_event_raises():
+    conv = AnthropicToOpenAIStream("gw")
+    data = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    with pytest.raises(AnthropicStreamError) as exc:
+        conv.feed("error", data)
+    assert exc.value.data == data
+    assert exc.value.error_type == "overloaded_error"
+    assert "Overloaded" in str(exc.value)
+
+
+# ---------------------------------------------------------------- Anthropic -> OpenAI request
+
+
+def test_anthropic_request_to_openai():
+    body = {
+        "model": "gw-model",
+        "max_tokens": 512,
+        "system": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "QUJD"}},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Let me look."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "also this"},
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "18C"}]},
+                ],
+            },
+            {"role": "user", "content": "plain"},
+        ],
+        "tools": [{"name": "weather", "description": "Get weather", "input_schema": WEATHER_SCHEMA}],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+        "stop_sequences": ["END"],
+        "temperature": 0.2,
+        "top_p": 0.8,
+        "top_k": 5,
+        "metadata": {"user_id": "u-9"},
+        "stream": True,
+    }
+    out = anthropic_to_openai_chat_request(body)
+    assert out["model"] == "gw-model"
+    assert out["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nBe kind."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QUJD"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "tool_calls": [
+                {"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+        {"role": "user", "content": "also this"},
+        {"role": "user", "content": "plain"},
+    ]
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "weather", "description": "Get weather", "parameters": WEATHER_SCHEMA},
+        }
+    ]
+    assert out["tool_choice"] == "required"
+    assert out["parallel_tool_calls"] is False
+    assert out["stop"] == ["END"]
+    assert (out["max_tokens"], out["temperature"], out["top_p"], out["user"]) == (512, 0.2, 0.8, "u-9")
+    assert out["stream"] is True and out["stream_options"] == {"include_usage": True}
+    assert "top_k" not in out and "metadata" not in out
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ({"type": "auto"}, "auto"),
+        ({"type": "any"}, "required"),
+        ({"type": "none"}, "none"),
+        ({"type": "tool", "name": "weather"}, {"type": "function", "function": {"name": "weather"}}),
+    ],
+)
+def test_anthropic_tool_choice_to_openai(choice, expected):
+    body = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tool_choice": choice}
+    out = anthropic_to_openai_chat_request(body)
+    assert out["tool_choice"] == expected
+    assert "parallel_tool_calls" not in out and "stream_options" not in out
+
+
+def test_assistant_with_only_tool_use_has_null_content_and_string_system():
+    body = {
+        "model": "m",
+        "max_tokens": 1,
+        "system": "Sys",
+        "messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}],
+    }
+    out = anthropic_to_openai_chat_request(body)
+    assert out["messages"][0] == {"role": "system", "content": "Sys"}
+    assert out["messages"][1]["content"] is None
+    assert out["messages"][1]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+def test_converted_openai_request_is_accepted_by_openai_sdk_on_the_wire():
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["body"] = json.loads(request.content)
+        return httpx.Response(200, json=_openai_completion())
+
+    body = anthropic_to_openai_chat_request(
+        {"model": "m", "max_tokens": 5, "system": "S", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    client = openai.OpenAI(api_key="test", http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    client.chat.completions.create(**body)
+    assert seen["body"] == body
+
+
+# ---------------------------------------------------------------- OpenAI -> Anthropic response
+
+
+def _openai_completion(**message_overrides) -> dict:
+    message = {"role": "assistant", "content": "Hi there", "refusal": None}
+    message.update(message_overrides.pop("message", {}))
+    resp = {
+        "id": "chatcmpl-XYZ",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-x",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+        "usage": {
+            "prompt_tokens": 50,
+            "completion_tokens": 8,
+            "total_tokens": 58,
+            "prompt_tokens_details": {"cached_tokens": 20},
+        },
+    }
+    resp.update(message_overrides)
+    return resp
+
+
+def test_openai_text_response_to_anthropic():
+    out = openai_to_anthropic_response(_openai_completion(), "claude-alias")
+    msg = anthropic.types.Message.model_validate(out)
+    assert out["id"] == "msg_XYZ"
+    assert msg.content[0].text == "Hi there"
+    assert msg.stop_reason == "end_turn"
+    assert msg.model == "claude-alias"
+    assert out["usage"] == {
+        "input_tokens": 30,
+        "output_tokens": 8,
+        "cache_read_input_tokens": 20,
+        "cache_creation_input_tokens": 0,
+    }
+
+
+def test_openai_tool_call_response_to_anthropic():
+    resp = _openai_completion(
+        message={
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Rome"}'}},
+                {"id": "call_2", "type": "function", "function": {"name": "broken", "arguments": "{not json"}},
+            ],
+        }
+    )
+    resp["choices"][0]["finish_reason"] = "tool_calls"
+    out = openai_to_anthropic_response(resp, "m")
+    msg = anthropic.types.Message.model_validate(out)
+    assert [b.type for b in msg.content] == ["tool_use", "tool_use"]
+    assert msg.content[0].input == {"city": "Rome"} and msg.content[0].id == "call_1"
+    assert msg.content[1].input == {}
+    assert msg.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_reason"),
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("function_call", "tool_use"),
+        ("content_filter", "refusal"),
+        (None, "end_turn"),
+    ],
+)
+def test_openai_finish_reason_mapping(finish, stop_reason):
+    resp = _openai_completion()
+    resp["choices"][0]["finish_reason"] = finish
+    assert openai_to_anthropic_response(resp, "m")["stop_reason"] == stop_reason
+
+
+def test_openai_response_without_usage():
+    resp = _openai_completion()
+    del resp["usage"]
+    out = openai_to_anthropic_response(resp, "m")
+    anthropic.types.Message.model_validate(out)
+    assert out["usage"]["input_tokens"] == 0
+
+
+def test_openai_response_through_anthropic_sdk_on_the_wire():
+    converted = openai_to_anthropic_response(_openai_completion(), "claude-alias")
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=converted))
+    client = anthropic.Anthropic(api_key="test", http_client=httpx.Client(transport=transport))
+    msg = client.messages.create(model="claude-alias", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert msg.content[0].text == "Hi there"
+    assert msg.usage.cache_read_input_tokens == 20
+
+
+# ---------------------------------------------------------------- OpenAI stream -> Anthropic events
+
+
+def _chunk(
+    delta: dict | None = None, finish: str | None = None, usage: dict | None = None, choices: bool = True
+) -> dict:
+    chunk = {"id": "chatcmpl-STREAM", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-x"}
+    chunk["choices"] = (
+        [{"index": 0, "delta": delta or {}, "finish_reason": finish, "logprobs": None}] if choices else []
+    )
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+def _tool_delta(index: int, args: str, call_id: str | None = None, name: str | None = None) -> dict:
+    call: dict = {"index": index, "function": {"arguments": args}}
+    if call_id:
+        call.update(id=call_id, type="function")
+        call["function"]["name"] = name
+    return {"tool_calls": [call]}
+
+
+USAGE_CHUNK = {
+    "prompt_tokens": 40,
+    "completion_tokens": 11,
+    "total_tokens": 51,
+    "prompt_tokens_details": {"cached_tokens": 10},
+}
+
+
+def _run_openai_stream(chunks: list[dict], **kwargs) -> tuple[OpenAIToAnthropicStream, list[tuple[str, dict]]]:
+    conv = OpenAIToAnthropicStream("claude-alias", **kwargs)
+    events = [e for c in chunks for e in conv.feed(c)] + conv.finish()
+    for name, data in events:
+        assert data["type"] == name
+        RAW_EVENT.validate_python(data)
+    return conv, events
+
+
+def _accumulate(events: list[tuple[str, dict]]):
+    if accumulate_event is None:
+        pytest.skip("anthropic SDK accumulator not importable")
+    snapshot = None
+    bufs: dict[int, bytes] = {}
+    for _, data in events:
+        snapshot = accumulate_event(event=RAW_EVENT.validate_python(data), current_snapshot=snapshot, json_bufs=bufs)
+    return snapshot
+
+
+def _sdk_stream_final_message(events: list[tuple[str, dict]]):
+    """Replay events as real SSE bytes through the SDK's own MessageStream."""
+    payload = b"".join(sse_event(name, data) for name, data in events)
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=payload)
+    )
+    client = anthropic.Anthropic(api_key="test", http_client=httpx.Client(transport=transport))
+    with client.messages.stream(
+        model="claude-alias", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        return text, stream.get_final_message()
+
+
+def test_openai_stream_text_only():
+    chunks = [
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"content": "Hello"}),
+        _chunk({"content": ", world"}),
+        _chunk({}, finish="stop"),
+        _chunk(usage=USAGE_CHUNK, choices=False),
+    ]
+    conv, events = _run_openai_stream(chunks, input_tokens_hint=7)
+    assert [name for name, _ in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[0][1]["message"]["usage"] == {"input_tokens": 7, "output_tokens": 0}
+    assert events[0][1]["message"]["id"] == "msg_STREAM"
+    assert events[-2][1]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert events[-2][1]["usage"]["output_tokens"] == 11
+    assert conv.usage == USAGE_CHUNK
+    final = _accumulate(events)
+    assert final.content[0].text == "Hello, world"
+    assert final.stop_reason == "end_turn"
+    assert (final.usage.input_tokens, final.usage.output_tokens, final.usage.cache_read_input_tokens) == (30, 11, 10)
+    text, message = _sdk_stream_final_message(events)
+    assert text == "Hello, world"
+    assert message.content[0].text == "Hello, world"
+
+
+def test_openai_stream_text_and_tool_calls():
+    chunks = [
+        _chunk({"role": "assistant", "content": "Checking"}),
+        _chunk(_tool_delta(0, "", "call_A", "weather")),
+        _chunk(_tool_delta(0, '{"city":')),
+        _chunk(_tool_delta(0, '"Paris"}')),
+        _chunk(_tool_delta(1, '{"tz":"CET"}', "call_B", "time")),
+        _chunk({}, finish="tool_calls"),
+        _chunk(usage=USAGE_CHUNK, choices=False),
+    ]
+    _, events = _run_openai_stream(chunks)
+    starts = [d for n, d in events if n == "content_block_start"]
+    assert [s["index"] for s in starts] == [0, 1, 2]
+    assert starts[1]["content_block"] == {"type": "tool_use", "id": "call_A", "name": "weather", "input": {}}
+    stops = [d["index"] for n, d in events if n == "content_block_stop"]
+    assert stops == [0, 1, 2]
+    final = _accumulate(events)
+    assert final.content[0].text == "Checking"
+    assert (final.content[1].name, final.content[1].input) == ("weather", {"city": "Paris"})
+    assert (final.content[2].id, final.content[2].input) == ("call_B", {"tz": "CET"})
+    assert final.stop_reason == "tool_use"
+    _, message = _sdk_stream_final_message(events)
+    assert message.content[1].input == {"city": "Paris"}
+    assert message.stop_reason == "tool_use"
+
+
+def test_openai_stream_tool_calls_with_stop_finish_reason_become_tool_use():
+    _, events = _run_openai_stream([_chunk(_tool_delta(0, "{}", "c", "f")), _chunk({}, finish="stop")])
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_openai_stream_finish_without_chunks():
+    conv = OpenAIToAnthropicStream("claude-alias", input_tokens_hint=3)
+    events = conv.finish()
+    assert [n for n, _ in events] == ["message_start", "message_delta", "message_stop"]
+    for _, data in events:
+        RAW_EVENT.validate_python(data)
+    assert conv.finish() == []
+    final = _accumulate(events)
+    assert final.content == [] and final.usage.input_tokens == 3
+
+
+def test_openai_stream_finish_after_truncated_stream_closes_open_block():
+    conv = OpenAIToAnthropicStream("m")
+    events = conv.feed(_chunk({"content": "partial"}))
+    events += conv.finish()
+    assert [n for n, _ in events][-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert conv.usage is None
+    assert events[-2][1]["usage"] == {"output_tokens": 0}
+
+
+def test_openai_stream_interleaved_tool_arguments_raise():
+    conv = OpenAIToAnthropicStream("m")
+    conv.feed(_chunk(_tool_delta(0, "{", "a", "f")))
+    conv.feed(_chunk(_tool_delta(1, "{", "b", "g")))
+    with pytest.raises(ValueError):
+        conv.feed(_chunk(_tool_delta(0, "}")))
+
+
+def test_sse_event_format():
+    assert sse_event("ping", {"type": "ping", "x": "é"}) == 'event: ping\ndata: {"type":"ping","x":"é"}\n\n'.encode()
