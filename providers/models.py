@@ -1,0 +1,147 @@
+"""Upstream providers, and what routes a request to them: model aliases,
+per-user overrides, and the price table used for cost."""
+
+from __future__ import annotations
+
+import os
+
+from django.db import models
+
+from accounts.models import name_validator
+
+
+class ProviderType(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OLLAMA = "ollama", "Ollama"
+    VLLM = "vllm", "vLLM"
+    LLAMACPP = "llamacpp", "llama.cpp"
+    GEMINI = "gemini", "Gemini"
+    ECHO = "echo", "Echo (built-in, no network)"
+
+
+DEFAULT_BASE_URLS = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.OLLAMA: "http://127.0.0.1:11434/v1",
+    ProviderType.VLLM: "http://127.0.0.1:8000/v1",
+    ProviderType.LLAMACPP: "http://127.0.0.1:8080/v1",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com/v1beta/openai",
+}
+
+
+def mask_secret(secret: str) -> str:
+    """`sk-...abcd`: enough to recognise a key, never enough to use it."""
+    if not secret:
+        return ""
+    if len(secret) <= 8:
+        return "..."
+    return f"{secret[:3]}...{secret[-4:]}"
+
+
+class Provider(models.Model):
+    name = models.CharField(max_length=100, unique=True, validators=[name_validator])
+    display_name = models.CharField(max_length=200, blank=True)
+    type = models.CharField(max_length=20, choices=ProviderType.choices)
+    base_url = models.URLField(max_length=500, blank=True, help_text="Empty: the type's default.")
+    api_key = models.CharField(max_length=500, blank=True, help_text="Stored upstream key (or use api_key_env).")
+    api_key_env = models.CharField(max_length=100, blank=True, help_text="Environment variable holding the key.")
+    available_models = models.JSONField(default=list, blank=True, help_text="Last model list read from upstream.")
+    is_enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(default=0, help_text="Higher is tried first.")
+    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True)
+    timeout = models.FloatField(default=60.0, help_text="Seconds to wait for the upstream.")
+    max_retries = models.PositiveSmallIntegerField(default=2)
+    custom_headers = models.JSONField(default=dict, blank=True)
+    from_config = models.BooleanField(default=False, editable=False, help_text="Managed by the YAML config.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Last: from here on `models` in this class body is the field, not the module.
+    models = models.JSONField(default=list, blank=True, help_text="Models this provider serves (the selection).")
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolved_api_key(self) -> str:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return self.api_key
+
+    def resolved_base_url(self) -> str:
+        return (self.base_url or DEFAULT_BASE_URLS.get(self.type, "")).rstrip("/")
+
+    @property
+    def masked_api_key(self) -> str:
+        return mask_secret(self.resolved_api_key())
+
+
+class ModelAlias(models.Model):
+    """A public model name served by (provider, upstream model) pairs, tried in order."""
+
+    name = models.CharField(max_length=100, validators=[name_validator])
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="aliases")
+    model = models.CharField(max_length=100)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name", "position"]
+        verbose_name_plural = "model aliases"
+        constraints = [
+            models.UniqueConstraint(fields=["name", "provider", "model"], name="unique_alias_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.provider.name}/{self.model}"
+
+
+class Override(models.Model):
+    """Forces provider and model for a user (for one service, or all when service is empty)."""
+
+    user_id = models.CharField(max_length=100, db_index=True)
+    service_name = models.CharField(max_length=100, null=True, blank=True)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="overrides")
+    model = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user_id", "service_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "service_name"], name="unique_override"),
+            models.UniqueConstraint(
+                fields=["user_id"], condition=models.Q(service_name__isnull=True), name="unique_override_all_services"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.service_name or '*'} → {self.provider.name}/{self.model}"
+
+
+class Price(models.Model):
+    """USD per 1M tokens for a model; overrides the built-in table."""
+
+    model = models.CharField(max_length=100, unique=True)
+    input = models.DecimalField(max_digits=12, decimal_places=6)
+    output = models.DecimalField(max_digits=12, decimal_places=6)
+    cached_input = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class ConfigState(models.Model):
+    """The YAML config last applied, so every process sees the same settings."""
+
+    source = models.CharField(max_length=500, blank=True)
+    data = models.JSONField(default=dict)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "applied config"
