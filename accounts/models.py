@@ -35,6 +35,13 @@ def new_raw_key() -> str:
     return KEY_PREFIX + secrets.token_hex(16)
 
 
+def forget_cached_keys(digests) -> None:
+    """Make every process stop trusting its cached lookup of these keys."""
+    from accounts import keycache  # keycache imports this module
+
+    keycache.forget(digests)
+
+
 class QuotaPeriod(models.TextChoices):
     TOTAL = "total", "Total"
     DAILY = "daily", "Daily"
@@ -155,13 +162,16 @@ class ApiKey(Limits):
         ApiKey.objects.filter(pk=self.pk, is_active=True).update(is_active=False, revoked_at=now)
         self.is_active = False
         self.revoked_at = self.revoked_at or now
+        forget_cached_keys([self.key_hash])
 
     def rotate(self) -> str:
         """Give this key a new secret; the old one stops working at once."""
         raw = new_raw_key()
+        old_hash = self.key_hash
         self.key_hash = hash_key(raw)
         self.prefix = raw[:DISPLAY_PREFIX_LEN]
         self.save(update_fields=["key_hash", "prefix"])
+        forget_cached_keys([old_hash])
         return raw
 
     def touch(self) -> None:

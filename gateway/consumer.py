@@ -1,24 +1,60 @@
-"""The /v1 client API: a lean ASGI app under the Channels router.
+"""The client API (`/v1/*` proxy paths and `/api/v1/generate`): a lean ASGI
+app under the Channels router.
 
-Placeholder until the proxy pipeline lands: every path answers the contract's
-404 JSON, so clients already get well-formed errors.
+It reads the body, then runs the pipeline while it listens for the client
+going away: Daphne only reports a disconnect through `receive()`, so a task
+waits on it and cancels the pipeline the moment it comes, which closes the
+upstream call. The usage record is written after the response, from what
+the pipeline saw, whether it finished, failed or was cancelled.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from django.conf import settings
 
 from gateway.errors import GatewayError
 from gateway.lib.asgi import read_body, send_error
+from gateway.pipeline import Call, Pipeline, resolve_route
+from usage import recorder
+
+logger = logging.getLogger("gateway.v1")
+
+
+async def _wait_for_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class V1Consumer:
     async def __call__(self, scope, receive, send) -> None:
+        route = resolve_route(scope["method"], scope["path"])
         try:
-            await read_body(receive, settings.MAX_REQUEST_BYTES)
+            if isinstance(route, GatewayError):
+                raise route
+            body = await read_body(receive, settings.MAX_REQUEST_BYTES) if scope["method"] == "POST" else b""
         except ConnectionAbortedError:
             return
         except GatewayError as err:
             await send_error(send, err)
             return
-        await send_error(send, GatewayError("not_found", f"Unknown path: {scope['path']}"))
+
+        call = Call(route, scope)
+        pipeline = Pipeline(call, send)
+        work = asyncio.ensure_future(pipeline.run(body))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not work.done():
+                call.client_disconnected()
+                work.cancel()
+            watcher.cancel()
+            try:
+                await work
+            except asyncio.CancelledError:
+                pass
+            if call.key is not None:
+                await recorder.record(call.usage_fields())

@@ -3,9 +3,11 @@ works on a laptop (SQLite, in-process cache). Read top to bottom."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
-from gateway.lib.env import database_from_url, env_bool, env_int, env_list, env_str
+from gateway.lib.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -65,6 +67,8 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
+    # Per process, so parallel test runs do not drop each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -77,9 +81,17 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # A file, not memory, so a test server thread or subprocess sees the test data.
+            # Per process, so parallel test runs do not share one.
+            "TEST": {
+                "NAME": env_str("SQLITE_TEST_PATH", f"{tempfile.gettempdir()}/gateway-test-{os.getpid()}.sqlite3")
+            },
         }
     }
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
+# Reuse connections (the /v1 path reaches the database from a worker thread),
+# checked before reuse so a restarted database costs one failed ping, not an error.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (and, later, counters shared by every process) -------------------
@@ -110,6 +122,8 @@ PORT = env_int("PORT", 8000)
 # Request bodies over this many bytes get 413 request_too_large.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Seconds; retry n waits about base * 2**n (plus jitter), at most 4 s.
+RETRY_BACKOFF_BASE = env_float("RETRY_BACKOFF_BASE", 0.25)
 
 # --- Auth, REST API and its schema ------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from accounts import seed
 from gateway import views
+from providers import api as providers_api
 
 # The contract writes action paths without a slash (`/keys/{id}/revoke`); accept both.
 router = DefaultRouter()
@@ -15,6 +16,8 @@ router.trailing_slash = "/?"
 router.register("tenants", accounts_api.TenantViewSet, basename="tenant")
 router.register("users", accounts_api.ApiUserViewSet, basename="apiuser")
 router.register("keys", accounts_api.ApiKeyViewSet, basename="apikey")
+router.register("providers", providers_api.ProviderViewSet, basename="provider")
+router.register("overrides", providers_api.OverrideViewSet, basename="override")
 
 urlpatterns = [
     # Seed-compatible admin paths come before the Django admin's catch-all.
@@ -22,6 +25,15 @@ urlpatterns = [
     path("admin/list_users", seed.list_users),
     path("admin/forbid_key", seed.forbid_key),
     path("admin/", admin.site.urls),
+    # Seed-compatible provider and config paths (ASGI routes /v1/providers and /v1/config here).
+    path("providers", providers_api.provider_listing),
+    path("v1/providers/<str:name>/models", providers_api.provider_models),
+    # Before the model detail, whose `<path:model_id>` (ids may hold ":" and "/") also matches "refresh".
+    path("v1/providers/<str:name>/models/refresh", providers_api.refresh_models),
+    path("v1/providers/<str:name>/models/<path:model_id>", providers_api.provider_model),
+    path("v1/providers/<str:name>/model_selection", providers_api.model_selection),
+    path("v1/config/reload", providers_api.config_reload),
+    path("v1/config/status", providers_api.config_status),
     path("api/v1/health", views.api_health),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),

@@ -143,5 +143,12 @@ class ConfigState(models.Model):
     data = models.JSONField(default=dict)
     loaded_at = models.DateTimeField(auto_now=True)
 
+
+class RoutingGeneration(models.Model):
+    """Bumped on every routing change; without Redis, processes poll it to
+    know their routing snapshot is stale (one row, one indexed read a second)."""
+
+    value = models.BigIntegerField(default=0)
+
     class Meta:
         verbose_name = "applied config"

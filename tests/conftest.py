@@ -4,17 +4,40 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts import keycache
+from providers import registry
+from providers.circuit import circuits
 from tests.factory import Factory, World
+from tests.live import LiveGateway
+from tests.mock_upstream import mock_upstream  # noqa: F401  (fixture)
 
 ADMIN_KEY = "test-bootstrap-admin-key-0123456789"
+
+
+def reset_process_state() -> None:
+    """Forget what this process cached between tests (the database was reset
+    under it, without the signals that normally tell it)."""
+    cache.clear()  # with Redis: FLUSHDB of the test database, shared keys included
+    keycache.clear_local()
+    registry.reset_local()
+    circuits.reset_local()
 
 
 @pytest.fixture(autouse=True)
 def _isolated(settings):
     settings.GATEWAY_ADMIN_KEY = ADMIN_KEY
-    cache.clear()
+    settings.RETRY_BACKOFF_BASE = 0.0
+    reset_process_state()
     yield
-    cache.clear()
+    reset_process_state()
+
+
+@pytest.fixture(scope="session")
+def live_gateway(django_db_setup):
+    # After the test database exists, and stopped before it is dropped.
+    server = LiveGateway()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from accounts.models import ApiKey, ApiUser, Tenant
+from providers.models import Provider
 
 
 class Factory:
@@ -14,6 +15,12 @@ class Factory:
 
     def make_key(self, user: ApiUser, **fields) -> tuple[ApiKey, str]:
         return ApiKey.objects.create_key(user=user, **fields)
+
+    def make_provider(self, name: str = "mock", type: str = "openai_compatible", **fields) -> Provider:
+        fields.setdefault("models", ["gpt-4o-mini"])
+        fields.setdefault("timeout", 5.0)
+        fields.setdefault("max_retries", 0)
+        return Provider.objects.create(name=name, type=type, **fields)
 
 
 class World:

@@ -13,8 +13,8 @@ def explode(request):
 urlpatterns = [path("boom", explode)]
 
 
-def test_unknown_path_is_404_json(db, client):
-    response = client.get("/nowhere/at/all")
+def test_unknown_path_is_404_json(db, django_client):
+    response = django_client.get("/nowhere/at/all")
     assert response.status_code == 404
     assert response.json()["error"] == {
         "message": "Unknown path: /nowhere/at/all",
@@ -25,11 +25,11 @@ def test_unknown_path_is_404_json(db, client):
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_unhandled_exception_is_500_json_without_traceback(db, client, settings, debug, caplog):
+def test_unhandled_exception_is_500_json_without_traceback(db, django_client, settings, debug, caplog):
     settings.ROOT_URLCONF = __name__
     settings.DEBUG = debug
-    client.raise_request_exception = False
-    response = client.get("/boom")
+    django_client.raise_request_exception = False
+    response = django_client.get("/boom")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert b"secret internal detail" not in response.content and b"Traceback" not in response.content
@@ -56,7 +56,7 @@ def test_every_error_code_has_status_and_type():
         assert 400 <= status < 600
 
 
-def test_api_health_needs_no_key(db, client):
-    response = client.get("/api/v1/health")
+def test_api_health_needs_no_key(db, django_client):
+    response = django_client.get("/api/v1/health")
     assert response.status_code == 200
     assert response.json() == {"status": "healthy", "service": "llm-gateway", "database": "healthy"}

@@ -1,0 +1,43 @@
+"""Redis clients for state that every gateway process shares (key cache
+invalidation, routing generation, circuit breakers; later quotas and limits).
+
+None when REDIS_URL is unset: then there is one process and callers keep the
+state in memory. The async client is bound to its event loop, so there is one
+per loop (tests start several loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+_sync_client: redis.Redis | None = None
+_async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def enabled() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def sync_redis() -> redis.Redis | None:
+    global _sync_client
+    if not settings.REDIS_URL:
+        return None
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
+
+
+def async_redis() -> aredis.Redis | None:
+    if not settings.REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aredis.Redis.from_url(settings.REDIS_URL)
+        _async_clients[loop] = client
+    return client

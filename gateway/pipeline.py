@@ -1,0 +1,481 @@
+"""The /v1 request pipeline: authenticate, validate, pick candidates, call
+through the router, answer (JSON or SSE), and keep what the usage record needs.
+
+Views in the Django sense, but on raw ASGI: they parse, call and serialize.
+Routing, retries and provider formats live in `providers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from django.utils import timezone
+
+from accounts import keycache
+from accounts.auth import key_from_headers
+from gateway.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
+from gateway.lib import jsonfast
+from gateway.validation import VALIDATORS, parse_json_object
+from providers import registry
+from providers.adapters import UpstreamError, Usage
+from providers.adapters.anthropic_format import (
+    OpenAIToAnthropicStream,
+    anthropic_to_openai_chat_request,
+    openai_to_anthropic_response,
+    sse_event,
+)
+from providers.circuit import circuits
+from providers.pricing import cost_usd
+from providers.registry import Snapshot, Target
+from providers.router import Attempt, ClientFault, Streamed, route
+
+logger = logging.getLogger("gateway.v1")
+
+POST_ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/images/generations": "images",
+    "/v1/messages": "messages",
+    "/api/v1/generate": "generate",
+}
+MODEL_PREFIX = "/v1/models/"
+DISCONNECTED_STATUS = 499  # nginx's "client closed request"
+DEFAULT_IMAGE_MODEL = "dall-e-2"
+SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def resolve_route(method: str, path: str) -> tuple[str, str | None] | GatewayError:
+    """(endpoint, model id) for a client path, or the error to answer."""
+    path = path.rstrip("/") or "/"
+    if path in POST_ROUTES:
+        if method != "POST":
+            return GatewayError("method_not_allowed", f"Use POST for {path}.")
+        return POST_ROUTES[path], None
+    if path == "/v1/models" or path.startswith(MODEL_PREFIX):
+        if method != "GET":
+            return GatewayError("method_not_allowed", f"Use GET for {path}.")
+        model_id = path[len(MODEL_PREFIX) :] if path.startswith(MODEL_PREFIX) else None
+        return ("model", model_id) if model_id else ("models", None)
+    return GatewayError("not_found", f"Unknown path: {path}")
+
+
+def estimate_tokens(text: str) -> int:
+    """Cheap estimate (about 4 characters a token) for when the upstream reports none."""
+    return max(1, len(text) // 4)
+
+
+class Call:
+    """What one client call did, for its response headers and its usage record."""
+
+    def __init__(self, route: tuple[str, str | None], scope: dict) -> None:
+        self.endpoint, self.model_id = route
+        self.headers = dict(scope.get("headers") or ())
+        self.request_id = "req_" + uuid.uuid4().hex
+        self.created_at = timezone.now()
+        self.started = time.perf_counter()
+        self.key: keycache.KeyInfo | None = None
+        self.attempt = Attempt()
+        self.requested_model = ""
+        self.username = ""
+        self.service = ""
+        self.task_type = ""
+        self.stream = False
+        self.status = 0
+        self.error_code = ""
+        self.usage: Usage | None = None
+        self.prompt_estimate = 0
+        self.streamed_chunks = 0
+        self.disconnected = False
+        self.prices: dict = {}
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+    @property
+    def provider(self) -> str:
+        return self.attempt.target.upstream.name if self.attempt.target else ""
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def client_disconnected(self) -> None:
+        self.disconnected = True
+        self.status = DISCONNECTED_STATUS
+        self.error_code = "client_disconnected"
+
+    def proxy_info(self) -> dict:
+        return {
+            "provider": self.provider,
+            "attempt_number": self.attempt.attempts,
+            "response_time": round(self.elapsed(), 4),
+            "request_id": self.request_id,
+        }
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-request-id", self.request_id.encode()),
+            (b"x-gateway-provider", (self.provider or "gateway").encode()),
+            (b"x-cache", b"MISS"),
+        ]
+
+    def usage_fields(self) -> dict:
+        usage = self.usage
+        estimated = usage is None and self.attempt.target is not None
+        if usage is None:
+            # The upstream never reported usage (client left mid-stream, or it
+            # does not report): bill what we can see, and say it is estimated.
+            usage = Usage(self.prompt_estimate if estimated else 0, self.streamed_chunks)
+        upstream_model = self.attempt.target.model if self.attempt.target else ""
+        key = self.key
+        return {
+            "created_at": self.created_at,
+            "request_id": self.request_id,
+            "tenant_id": key.tenant_id,
+            "user_id": key.user_id,
+            "key_id": key.id,
+            "username": self.username or key.username,
+            "service": self.service,
+            "task_type": self.task_type,
+            "endpoint": self.endpoint,
+            "requested_model": self.requested_model,
+            "provider": self.provider,
+            "upstream_model": upstream_model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cost_usd": cost_usd(
+                upstream_model or self.requested_model,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_tokens,
+                self.prices,
+            ),
+            "latency_ms": int(self.elapsed() * 1000),
+            "status": self.status or 500,
+            "error_code": self.error_code,
+            "cached": False,
+            "stream": self.stream,
+            "attempts": self.attempt.attempts,
+            "disconnected": self.disconnected,
+            "estimated": estimated,
+        }
+
+
+class Pipeline:
+    def __init__(self, call: Call, send) -> None:
+        self.call = call
+        self.send = send
+        self.started_response = False
+        self.anthropic = call.endpoint == "messages"
+
+    # --- entry point ---------------------------------------------------------
+
+    async def run(self, body: bytes) -> None:
+        call = self.call
+        try:
+            call.key = await keycache.lookup(key_from_headers(lambda name: call.header(name.encode())))
+            if call.key is None:
+                raise invalid_api_key()
+            handler = getattr(self, f"handle_{call.endpoint}")
+            if call.endpoint in ("models", "model"):
+                await handler()
+            else:
+                await handler(parse_json_object(body))
+        except GatewayError as err:
+            await self.fail(err)
+        except ClientFault as fault:
+            error = fault.error
+            await self.fail(GatewayError("invalid_request", error.message, status=error.status))
+        except Exception:
+            logger.exception("Unhandled error in %s (request %s)", call.endpoint, call.request_id)
+            await self.fail(internal_error())
+
+    # --- endpoints -----------------------------------------------------------
+
+    async def handle_chat(self, data: dict) -> None:
+        await self.proxy("chat", data)
+
+    async def handle_completions(self, data: dict) -> None:
+        await self.proxy("completions", data)
+
+    async def handle_embeddings(self, data: dict) -> None:
+        await self.proxy("embeddings", data)
+
+    async def handle_images(self, data: dict) -> None:
+        VALIDATORS["images"](data)
+        data.setdefault("model", DEFAULT_IMAGE_MODEL)
+        await self.proxy("images", data, validated=True)
+
+    async def proxy(self, endpoint: str, data: dict, validated: bool = False) -> None:
+        """The OpenAI-format endpoints: same body in, same body out."""
+        if not validated:
+            VALIDATORS[endpoint](data)
+        targets, snapshot = await self.targets(data["model"], data.get("user"))
+        stream = bool(data.get("stream")) and endpoint in ("chat", "completions")
+        self.call.stream = stream
+        self.call.prompt_estimate = estimate_tokens(str(data.get("messages") or data.get("prompt") or ""))
+        result = await route(
+            targets,
+            endpoint,
+            data,
+            stream=stream,
+            attempt=self.call.attempt,
+            circuit=snapshot.settings.get("circuit_breaker"),
+        )
+        if isinstance(result, Streamed):
+            wants_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+            await self.relay_openai_stream(result, wants_usage)
+        else:
+            self.call.usage = result.usage
+            await self.respond_json(200, result.data)
+
+    async def handle_messages(self, data: dict) -> None:
+        """Anthropic Messages ingress: translated to chat, routed, translated back."""
+        VALIDATORS["messages"](data)
+        try:
+            chat = anthropic_to_openai_chat_request(data)
+        except ValueError as exc:
+            raise GatewayError("invalid_request", str(exc)) from None
+        targets, snapshot = await self.targets(data["model"], (data.get("metadata") or {}).get("user_id"))
+        self.call.stream = bool(data.get("stream"))
+        self.call.prompt_estimate = estimate_tokens(str(chat["messages"]))
+        result = await route(
+            targets, "chat", chat, stream=self.call.stream, attempt=self.call.attempt,
+            circuit=snapshot.settings.get("circuit_breaker"),
+        )  # fmt: skip
+        if isinstance(result, Streamed):
+            await self.relay_anthropic_stream(result, data["model"])
+        else:
+            self.call.usage = result.usage
+            await self.respond_json(200, openai_to_anthropic_response(result.data, data["model"]))
+
+    async def handle_generate(self, data: dict) -> None:
+        """The simple form: prompt in, text out, attributed to `user_id` and `service`."""
+        form = VALIDATORS["generate"](data)
+        call = self.call
+        call.username, call.service, call.task_type = form["user_id"], form["service"], form["task_type"]
+        snapshot = await registry.current()
+        override = snapshot.override(form["user_id"], form["service"])
+        if override is not None:
+            model, targets = override.model, [override]
+        else:
+            model = form.get("model") or snapshot.settings.get("default_model") or _first_model(snapshot)
+            if not model:
+                raise GatewayError("model_not_found", "No model is configured.", param="model")
+            targets, snapshot = await self.targets(model, None, snapshot=snapshot, overrides=False)
+        messages = [{"role": "system", "content": form["system"]}] if form["system"] else []
+        messages.append({"role": "user", "content": form["prompt"]})
+        body = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": form["max_tokens"],
+            "temperature": form["temperature"],
+        }
+        if form["json_mode"]:
+            body["response_format"] = {"type": "json_object"}
+        call.requested_model = model
+        call.prompt_estimate = estimate_tokens(form["system"] + form["prompt"])
+        reply = await route(
+            targets, "chat", body, stream=False, attempt=call.attempt, circuit=snapshot.settings.get("circuit_breaker")
+        )
+        call.usage = reply.usage or Usage(call.prompt_estimate, 0)
+        choice = (reply.data.get("choices") or [{}])[0]
+        usage = call.usage
+        await self.respond_json(
+            200,
+            {
+                "content": (choice.get("message") or {}).get("content") or "",
+                "provider": call.provider,
+                "model": reply.data.get("model") or call.attempt.target.model,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cost_usd": float(
+                    cost_usd(
+                        call.attempt.target.model,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.cached_tokens,
+                        call.prices,
+                    )
+                ),
+                "cached": False,
+                "latency_ms": int(call.elapsed() * 1000),
+            },
+        )
+
+    async def handle_models(self) -> None:
+        snapshot = await registry.current()
+        data = [
+            await self.model_entry(snapshot, name)
+            for name in snapshot.model_names()
+            if self.call.key.allows_model(name)
+        ]
+        self.call.status = 200
+        await self.send_json(200, {"object": "list", "data": data})
+
+    async def handle_model(self) -> None:
+        snapshot = await registry.current()
+        name = self.call.model_id
+        if not snapshot.is_known(name) or not self.call.key.allows_model(name):
+            raise GatewayError("model_not_found", f"The model '{name}' does not exist.", param="model")
+        self.call.status = 200
+        await self.send_json(200, await self.model_entry(snapshot, name))
+
+    # --- routing -------------------------------------------------------------
+
+    async def targets(
+        self, model: str, request_user: str | None, *, snapshot: Snapshot | None = None, overrides: bool = True
+    ) -> tuple[list[Target], Snapshot]:
+        call = self.call
+        call.requested_model = model
+        if not call.key.allows_model(model):
+            raise GatewayError("model_not_allowed", f"This key may not use the model '{model}'.", param="model")
+        snapshot = snapshot or await registry.current()
+        call.prices = snapshot.prices
+        if overrides:
+            override = snapshot.override(call.key.username, None)
+            if override is None and isinstance(request_user, str):
+                override = snapshot.override(request_user, None)
+            if override is not None:
+                return [override], snapshot
+        candidates = snapshot.candidates(model)
+        if not candidates:
+            if snapshot.is_known(model):
+                raise GatewayError("provider_unavailable", f"Every provider for '{model}' is disabled.")
+            raise GatewayError("model_not_found", f"The model '{model}' does not exist.", param="model")
+        return candidates, snapshot
+
+    async def model_entry(self, snapshot: Snapshot, name: str) -> dict:
+        if name in snapshot.aliases:
+            upstreams = [t.upstream for t in snapshot.aliases[name]]
+        else:
+            upstreams = snapshot.listed[name]
+        enabled = [u for u in upstreams if u.enabled]
+        statuses = {await circuits.status(u.name) for u in enabled}
+        status = next((s for s in ("healthy", "degraded") if s in statuses), "unhealthy")
+        first = (enabled or upstreams)[0]
+        return {
+            "id": name,
+            "object": "model",
+            "created": first.created,
+            "owned_by": first.name,
+            "provider_type": first.type,
+            "status": status,
+            "enabled": bool(enabled),
+        }
+
+    # --- responses -----------------------------------------------------------
+
+    async def send_json(self, status: int, payload: dict) -> None:
+        await self.send(
+            {"type": "http.response.start", "status": status, "headers": JSON_HEADERS + self.call.response_headers()}
+        )
+        await self.send({"type": "http.response.body", "body": jsonfast.dumps(payload)})
+        self.started_response = True
+
+    async def respond_json(self, status: int, payload: dict) -> None:
+        self.call.status = status
+        payload["_proxy_info"] = self.call.proxy_info()
+        await self.send_json(status, payload)
+
+    async def fail(self, err: GatewayError) -> None:
+        call = self.call
+        call.status, call.error_code = err.status, err.code
+        if self.started_response:
+            return  # a stream already under way was ended by its relay
+        body = err.body()
+        if self.anthropic:
+            body = {"type": "error", **body}
+        headers = JSON_HEADERS + call.response_headers()
+        headers += [(name.lower().encode(), str(value).encode()) for name, value in err.headers.items()]
+        await self.send({"type": "http.response.start", "status": err.status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": jsonfast.dumps(body)})
+
+    async def start_stream(self) -> None:
+        self.call.status = 200
+        await self.send(
+            {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + self.call.response_headers()}
+        )
+        self.started_response = True
+
+    async def write(self, data: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def relay_openai_stream(self, result: Streamed, wants_usage: bool) -> None:
+        """Relay chunks as they arrive; keep the usage chunk for accounting and
+        drop it when the client did not ask for it."""
+        call = self.call
+        await self.start_stream()
+        try:
+            chunk = result.first
+            while chunk is not None:
+                if b'"usage"' in chunk:
+                    chunk = self.take_usage(chunk, wants_usage)
+                if chunk is not None:
+                    if b'"content"' in chunk or b'"text"' in chunk:
+                        call.streamed_chunks += 1
+                    await self.write(b"data: " + chunk + b"\n\n")
+                chunk = await anext(result.rest, None)
+        except UpstreamError as error:
+            await self.stream_failed(
+                error, b"data: " + error_json_bytes(GatewayError("upstream_error", error.message)) + b"\n\n"
+            )
+            return
+        finally:
+            await result.rest.aclose()
+        await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    def take_usage(self, chunk: bytes, wants_usage: bool) -> bytes | None:
+        data = jsonfast.loads(chunk)
+        usage = Usage.from_openai(data.get("usage"))
+        if usage is None:
+            return chunk
+        self.call.usage = usage
+        if wants_usage:
+            return chunk
+        if not data.get("choices"):
+            return None
+        data["usage"] = None
+        return jsonfast.dumps(data)
+
+    async def relay_anthropic_stream(self, result: Streamed, model: str) -> None:
+        call = self.call
+        converter = OpenAIToAnthropicStream(model, input_tokens_hint=call.prompt_estimate)
+        await self.start_stream()
+        try:
+            chunk = result.first
+            while chunk is not None:
+                if b'"content"' in chunk:
+                    call.streamed_chunks += 1
+                events = converter.feed(jsonfast.loads(chunk))
+                if events:
+                    await self.write(b"".join(sse_event(name, data) for name, data in events))
+                chunk = await anext(result.rest, None)
+        except UpstreamError as error:
+            payload = {"type": "error", "error": {"type": "api_error", "message": error.message}}
+            await self.stream_failed(error, sse_event("error", payload))
+            return
+        finally:
+            await result.rest.aclose()
+            call.usage = Usage.from_openai(converter.usage)
+        await self.send(
+            {"type": "http.response.body", "body": b"".join(sse_event(n, d) for n, d in converter.finish())}
+        )
+
+    async def stream_failed(self, error: UpstreamError, event: bytes) -> None:
+        """The upstream broke mid-stream: tell the client in-band and end the stream."""
+        logger.warning("Upstream failed mid-stream (request %s): %s", self.call.request_id, error.describe())
+        self.call.status, self.call.error_code = 502, "upstream_error"
+        await self.send({"type": "http.response.body", "body": event})
+
+
+def _first_model(snapshot: Snapshot) -> str | None:
+    for upstream in snapshot.upstreams.values():
+        if upstream.enabled and upstream.models:
+            return upstream.models[0]
+    return None

@@ -1,0 +1,186 @@
+"""What every provider adapter is: one class per provider type, speaking
+OpenAI's chat/completions/embeddings/images formats to the router and the
+provider's own format to the upstream, raising one error type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.lib import jsonfast
+from providers.models import mask_secret
+from providers.registry import Upstream
+
+# Upstream statuses that are the client's fault: passed through, never retried.
+CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+class UpstreamError(Exception):
+    """An upstream call failed. `kind` is connect | timeout | status | invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: dict | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+    @property
+    def client_fault(self) -> bool:
+        return self.kind == "status" and self.status in CLIENT_FAULT_STATUSES
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying the same provider again (else: go on to the next one)."""
+        if self.kind != "status":
+            return True
+        return self.status in RETRYABLE_STATUSES or (self.status or 0) >= 500
+
+    def describe(self) -> str:
+        if self.kind == "status":
+            return f"HTTP {self.status}"
+        return {"connect": "connection error", "timeout": "timeout", "invalid": "invalid response"}[self.kind]
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: dict | None) -> Usage | None:
+        if not isinstance(usage, dict):
+            return None
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        )
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete (non-streamed) answer in OpenAI's format."""
+
+    data: dict
+    usage: Usage | None
+
+
+class Adapter:
+    """Base of the provider adapters. Subclasses set `supports` and implement
+    `request` and `stream` for those endpoints, and `list_models`."""
+
+    supports: frozenset[str] = frozenset()
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+
+    async def request(self, endpoint: str, body: dict, model: str) -> Reply:
+        raise NotImplementedError
+
+    def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[bytes]:
+        """Yield each streamed chunk as the JSON text of an OpenAI chunk object.
+
+        Errors before the first chunk raise UpstreamError (so the router can
+        retry or fail over); the caller must `aclose()` the iterator."""
+        raise NotImplementedError
+
+    async def list_models(self) -> list[str]:
+        raise NotImplementedError
+
+    # --- helpers for HTTP adapters ------------------------------------------
+
+    def timeout(self) -> httpx.Timeout:
+        seconds = self.upstream.timeout
+        return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+
+    def scrub(self, text: str) -> str:
+        key = self.upstream.api_key
+        return text.replace(key, mask_secret(key)) if key and key in text else text
+
+    def transport_error(self, exc: Exception) -> UpstreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamError(f"{self.upstream.name}: upstream timed out", kind="timeout")
+        return UpstreamError(self.scrub(f"{self.upstream.name}: {type(exc).__name__}"), kind="connect")
+
+    def status_error(self, response: httpx.Response) -> UpstreamError:
+        """An error for a non-2xx answer, with the upstream's own message when it gave one."""
+        message = f"{self.upstream.name} answered HTTP {response.status_code}"
+        body = None
+        try:
+            body = jsonfast.loads(response.content)
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                message = error["message"]
+            elif isinstance(error, str):
+                message = error
+        except ValueError:
+            pass
+        retry_after = None
+        header = response.headers.get("retry-after")
+        if header:
+            try:
+                retry_after = float(header)
+            except ValueError:
+                pass
+        return UpstreamError(
+            self.scrub(message), kind="status", status=response.status_code, retry_after=retry_after, body=body
+        )
+
+    def parse_json(self, response: httpx.Response) -> dict:
+        try:
+            data = jsonfast.loads(response.content)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{self.upstream.name}: response is not a JSON object", kind="invalid")
+        return data
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | None, bytes]]:
+    """(event name, data) for each server-sent event in a byte stream."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        while True:
+            end = buffer.find(b"\n\n")
+            if end < 0:
+                break
+            block, buffer = buffer[:end], buffer[end + 2 :]
+            event = _parse_event(block)
+            if event is not None:
+                yield event
+    if buffer.strip():
+        event = _parse_event(buffer.strip())
+        if event is not None:
+            yield event
+
+
+def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:
+    name = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode()
+    if not data:
+        return None
+    return name, b"\n".join(data)

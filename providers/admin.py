@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.validators import URLValidator
+
+from accounts.admin import active_badge
+from providers import services
+from providers.models import ModelAlias, Override, Price, Provider
+
+
+class ProviderForm(forms.ModelForm):
+    """The stored key is never rendered: the field starts empty, and an empty
+    submit keeps the key that is there."""
+
+    base_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text=Provider._meta.get_field("base_url").help_text,
+    )
+    api_key = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the stored key (or use the environment variable below).",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = Provider
+        fields = "__all__"
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("clear_api_key"):
+            cleaned["api_key"] = ""
+        elif not cleaned.get("api_key") and self.instance.pk:
+            cleaned["api_key"] = self.instance.api_key
+        return cleaned
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ("name", "type", "status", "priority", "key", "models_count", "from_config", "updated_at")
+    list_filter = ("type", "is_enabled", "from_config")
+    search_fields = ("name", "display_name")
+    readonly_fields = ("available_models", "from_config", "created_at", "updated_at")
+    actions = ("test_connection",)
+    fieldsets = (
+        (None, {"fields": ("name", "display_name", "type", "base_url", "is_enabled", "priority")}),
+        ("Key", {"fields": ("api_key", "clear_api_key", "api_key_env")}),
+        ("Models", {"fields": ("models", "available_models")}),
+        ("Limits", {"fields": ("rate_limit_rpm", "rate_limit_tpm", "timeout", "max_retries", "custom_headers")}),
+        ("State", {"fields": ("from_config", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description="status", ordering="is_enabled")
+    def status(self, provider: Provider) -> str:
+        return active_badge(provider.is_enabled, "enabled", "disabled")
+
+    @admin.display(description="key")
+    def key(self, provider: Provider) -> str:
+        return provider.masked_api_key or "—"
+
+    @admin.display(description="models")
+    def models_count(self, provider: Provider) -> int:
+        return len(provider.models or [])
+
+    @admin.action(description="Test connection (asks the upstream for its model list)")
+    def test_connection(self, request, queryset) -> None:
+        for provider in queryset:
+            success, error = services.check_provider(provider)
+            if success:
+                self.message_user(request, f"Connection to {provider.name} OK.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request, services.scrub(f"Connection to {provider.name} failed: {error}", provider), messages.ERROR
+                )
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    list_display = ("name", "provider", "model", "position")
+    list_filter = ("provider",)
+    list_select_related = ("provider",)
+    search_fields = ("name", "model")
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "service", "provider", "model", "created_at")
+    list_filter = ("provider",)
+    list_select_related = ("provider",)
+    search_fields = ("user_id", "service_name", "model")
+
+    @admin.display(description="service", ordering="service_name")
+    def service(self, override: Override) -> str:
+        return override.service_name or "(all services)"
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ("model", "input", "output", "cached_input")
+    search_fields = ("model",)

@@ -1,0 +1,124 @@
+"""Circuit breaker per provider: closed -> open after `failure_threshold`
+failures within a window -> half-open after `recovery_timeout`, letting
+`half_open_max_calls` probes through -> closed on a probe's success, open
+again on its failure.
+
+State lives in Redis when configured (shared by every process; failures
+counted by one Lua script) and in memory otherwise. Each process keeps a view
+of it no older than VIEW_TTL, so a healthy provider costs no round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from gateway.lib import shared
+
+VIEW_TTL = 1.0
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    failure_threshold: int = 5
+    recovery_timeout: float = 60.0
+    half_open_max_calls: int = 3
+
+    @classmethod
+    def from_settings(cls, data: dict | None) -> CircuitConfig:
+        return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+
+    @property
+    def window(self) -> int:
+        # Failures older than this are forgotten, so sparse errors never open the circuit.
+        return int(max(60, self.recovery_timeout * 2))
+
+
+FAIL_SCRIPT = """
+local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+if open_until > 0 or failures >= tonumber(ARGV[1]) then
+  open_until = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'o', ARGV[2], 'p', 0)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {failures, tostring(open_until)}
+"""
+
+
+class Circuits:
+    def __init__(self) -> None:
+        # name -> (failures, open_until epoch or 0, probes, view expiry)
+        self._view: dict[str, list] = {}
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return f"gw:cb:{name}"
+
+    async def _state(self, name: str) -> list:
+        view = self._view.get(name)
+        redis = shared.async_redis()
+        if redis is None:
+            if view is None:
+                view = self._view[name] = [0, 0.0, 0, 0.0]
+            return view
+        if view is None or view[3] < time.monotonic():
+            failures, open_until = await redis.hmget(self._key(name), "f", "o")
+            view = [int(failures or 0), float(open_until or 0), 0, time.monotonic() + VIEW_TTL]
+            self._view[name] = view
+        return view
+
+    async def allow(self, name: str, config: CircuitConfig) -> bool:
+        state = await self._state(name)
+        open_until = state[1]
+        if not open_until:
+            return True
+        if time.time() < open_until:
+            return False
+        # Half-open: a few probes may go through, counted across processes.
+        redis = shared.async_redis()
+        if redis is None:
+            state[2] += 1
+            probes = state[2]
+        else:
+            probes = await redis.hincrby(self._key(name), "p", 1)
+        return probes <= config.half_open_max_calls
+
+    async def record_success(self, name: str) -> None:
+        state = await self._state(name)
+        if not state[0] and not state[1]:
+            return
+        state[:3] = [0, 0.0, 0]
+        redis = shared.async_redis()
+        if redis is not None:
+            await redis.delete(self._key(name))
+
+    async def record_failure(self, name: str, config: CircuitConfig) -> None:
+        state = await self._state(name)
+        now = time.time()
+        redis = shared.async_redis()
+        if redis is None:
+            state[0] += 1
+            if state[1] or state[0] >= config.failure_threshold:
+                state[1], state[2] = now + config.recovery_timeout, 0
+            return
+        # EVAL, not a registered Script: the async client is per event loop. Failures are rare.
+        failures, open_until = await redis.eval(
+            FAIL_SCRIPT, 1, self._key(name), config.failure_threshold, now + config.recovery_timeout, config.window
+        )
+        state[0], state[1] = int(failures), float(open_until)
+
+    async def status(self, name: str) -> str:
+        """healthy | degraded | unhealthy."""
+        state = await self._state(name)
+        if not state[0] and not state[1]:
+            return "healthy"
+        if state[1] and time.time() < state[1]:
+            return "unhealthy"
+        return "degraded"
+
+    def reset_local(self) -> None:
+        self._view.clear()
+
+
+circuits = Circuits()

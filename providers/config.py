@@ -1,0 +1,571 @@
+"""The YAML config file: load it, validate it as a whole, apply it in one transaction.
+
+A config is all or nothing: `load_config` collects every error in the document
+(never just the first), and `apply_config` only ever sees a document that passed.
+So a bad file leaves the running config exactly as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
+from accounts.models import name_validator
+from gateway.lib.names import MODEL_NAME_RE
+from providers import registry
+from providers.models import ConfigState, ModelAlias, Override, Price, Provider, ProviderType, mask_secret
+
+STATE_PK = 1
+
+ADVANCED_SECTIONS = (
+    "condensation",
+    "context_window_fallbacks",
+    "telemetry",
+    "chaos_engineering",
+    "logging",
+    "guardrails",
+    "templates",
+)
+# Sections stored in ConfigState (the rest become rows: providers, aliases, prices, overrides).
+STATE_SECTIONS = ("limits", "cache", "circuit_breaker", "default_model", *ADVANCED_SECTIONS)
+TOP_LEVEL = ("providers", "model_aliases", "prices", "overrides", *STATE_SECTIONS)
+
+DEFAULTS: dict[str, Any] = {
+    "limits": {
+        "max_concurrent_requests": 500,
+        "default_key_rpm": None,
+        "default_key_tpm": None,
+        # None: settings.MAX_REQUEST_BYTES (filled in by runtime_settings()).
+        "max_request_bytes": None,
+    },
+    "cache": {"enabled": True, "ttl": 3600, "max_entries": 10000},
+    "circuit_breaker": {"failure_threshold": 5, "recovery_timeout": 60, "half_open_max_calls": 3},
+    "default_model": None,
+    **{name: {"enabled": False} for name in ADVANCED_SECTIONS},
+}
+
+# Provider field in the file -> (model field, default when the file leaves it out).
+# The file is the truth for the providers it lists: a field left out is reset.
+PROVIDER_FIELDS: dict[str, tuple[str, Any]] = {
+    "display_name": ("display_name", ""),
+    "base_url": ("base_url", ""),
+    "api_key": ("api_key", ""),
+    "api_key_env": ("api_key_env", ""),
+    "models": ("models", []),
+    "priority": ("priority", 0),
+    "timeout": ("timeout", 60.0),
+    "max_retries": ("max_retries", 2),
+    "rate_limit_rpm": ("rate_limit_rpm", None),
+    "rate_limit_tpm": ("rate_limit_tpm", None),
+    "custom_headers": ("custom_headers", {}),
+    "enabled": ("is_enabled", True),
+}
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+MAX_PRICE = Decimal("999999")  # Price columns hold 12 digits, 6 after the point.
+PRICE_PLACES = Decimal("0.000001")
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Collects errors as "path: message"; each check returns the value or None."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str) -> dict | None:
+        if not isinstance(value, dict):
+            self.error(path, "must be a mapping")
+            return None
+        return value
+
+    def known_keys(self, value: dict, path: str, allowed: tuple[str, ...] | set[str]) -> None:
+        for key in value:
+            if key not in allowed:
+                self.error(path, f"unknown field {str(key)!r} (expected one of: {', '.join(sorted(allowed))})")
+
+    def string(self, value: Any, path: str, *, max_length: int = 100, allow_empty: bool = False) -> str | None:
+        if not isinstance(value, str):
+            self.error(path, "must be a string")
+            return None
+        if not value and not allow_empty:
+            self.error(path, "must not be empty")
+            return None
+        if len(value) > max_length:
+            self.error(path, f"must be at most {max_length} characters")
+            return None
+        return value
+
+    def name(self, value: Any, path: str) -> str | None:
+        value = self.string(value, path)
+        if value is None:
+            return None
+        try:
+            name_validator(value)
+        except ValidationError:
+            self.error(path, f"{value!r} is not a valid name ({name_validator.message})")
+            return None
+        return value
+
+    def model_name(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or not MODEL_NAME_RE.match(value):
+            self.error(path, "must be a model name of 1-100 characters [A-Za-z0-9._:/-]")
+            return None
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(path, "must be true or false")
+            return None
+        return value
+
+    def integer(self, value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        # bool is an int in Python; `true` is not a number in a config file.
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, "must be a whole number")
+            return None
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            if maximum is None:
+                self.error(path, f"must be at least {minimum}")
+            else:
+                self.error(path, f"must be between {minimum} and {maximum}")
+            return None
+        return value
+
+    def positive_number(self, value: Any, path: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value == float("inf"):
+            self.error(path, "must be a number greater than 0")
+            return None
+        return float(value)
+
+    def price(self, value: Any, path: str) -> Decimal | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(path, "must be a non-negative number")
+            return None
+        number = Decimal(str(value))
+        if not number.is_finite() or number < 0:
+            self.error(path, "must be a non-negative number")
+            return None
+        if number > MAX_PRICE:
+            self.error(path, f"must be at most {MAX_PRICE} (USD per 1M tokens)")
+            return None
+        return number.quantize(PRICE_PLACES)
+
+    def url(self, value: Any, path: str) -> str | None:
+        value = self.string(value, path, max_length=500, allow_empty=True)
+        if not value:
+            return value
+        try:
+            _url_validator(value)
+        except ValidationError:
+            self.error(path, "must be an http:// or https:// URL")
+            return None
+        return value
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as JSON values (YAML has dates; JSONField has not)."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _check_provider(check: _Checker, raw: Any, path: str) -> dict | None:
+    raw = check.mapping(raw, path)
+    if raw is None:
+        return None
+    check.known_keys(raw, path, {"name", "type", *PROVIDER_FIELDS})
+    before = len(check.errors)
+    out: dict[str, Any] = {}
+    if "name" not in raw:
+        check.error(f"{path}.name", "is required")
+    else:
+        out["name"] = check.name(raw["name"], f"{path}.name")
+    if "type" not in raw:
+        check.error(f"{path}.type", "is required")
+    elif raw["type"] not in ProviderType.values:
+        check.error(f"{path}.type", f"must be one of {', '.join(ProviderType.values)}")
+    else:
+        out["type"] = raw["type"]
+    for key, value in raw.items():
+        where = f"{path}.{key}"
+        if key == "display_name":
+            out[key] = check.string(value, where, max_length=200, allow_empty=True)
+        elif key == "base_url":
+            out[key] = check.url(value, where)
+        elif key == "api_key":
+            # Never echo the value: it is a secret.
+            out[key] = check.string(value, where, max_length=500, allow_empty=True)
+        elif key == "api_key_env":
+            if not isinstance(value, str) or not ENV_NAME_RE.match(value):
+                check.error(where, "must be an environment variable name (letters, digits, '_')")
+            else:
+                out[key] = value
+        elif key == "models":
+            if not isinstance(value, list):
+                check.error(where, "must be a list of model names")
+            else:
+                out[key] = [check.model_name(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        elif key == "priority":
+            out[key] = check.integer(value, where, minimum=-(2**31), maximum=2**31 - 1)
+        elif key == "timeout":
+            out[key] = check.positive_number(value, where)
+        elif key == "max_retries":
+            out[key] = check.integer(value, where, minimum=0, maximum=10)
+        elif key in ("rate_limit_rpm", "rate_limit_tpm"):
+            out[key] = None if value is None else check.integer(value, where, minimum=1, maximum=2**31 - 1)
+        elif key == "custom_headers":
+            headers = check.mapping(value, where)
+            if headers is not None:
+                for name, header in headers.items():
+                    if not isinstance(name, str) or not isinstance(header, str):
+                        check.error(where, "must map header names to string values")
+                        break
+                out[key] = headers
+        elif key == "enabled":
+            out[key] = check.boolean(value, where)
+    if out.get("api_key") and out.get("api_key_env"):
+        check.error(path, "give api_key or api_key_env, not both")
+    return out if len(check.errors) == before else None
+
+
+def _check_providers(check: _Checker, raw: Any) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.error("providers", "must be a list")
+        return []
+    providers, seen = [], set()
+    for i, item in enumerate(raw):
+        provider = _check_provider(check, item, f"providers[{i}]")
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                check.error(f"providers[{i}].name", f"duplicate provider {name!r}")
+            seen.add(name)
+        if provider is not None:
+            providers.append(provider)
+    return providers
+
+
+def _provider_ref(check: _Checker, value: Any, path: str, known: set[str]) -> str | None:
+    if not isinstance(value, str) or not value:
+        check.error(path, "must be a provider name")
+        return None
+    if value not in known:
+        check.error(path, f"unknown provider {value!r}")
+        return None
+    return value
+
+
+def _check_aliases(check: _Checker, raw: Any, known: set[str]) -> dict[str, list[dict]]:
+    if raw is None:
+        return {}
+    if check.mapping(raw, "model_aliases") is None:
+        return {}
+    aliases = {}
+    for alias, targets in raw.items():
+        path = f"model_aliases.{alias}"
+        alias = check.name(alias, path)
+        if not isinstance(targets, list) or not targets:
+            check.error(path, "must be a non-empty list of {provider, model}")
+            continue
+        out, seen = [], set()
+        for i, target in enumerate(targets):
+            where = f"{path}[{i}]"
+            if check.mapping(target, where) is None:
+                continue
+            check.known_keys(target, where, ("provider", "model"))
+            provider = _provider_ref(check, target.get("provider"), f"{where}.provider", known)
+            model = check.model_name(target.get("model"), f"{where}.model")
+            if provider and model:
+                if (provider, model) in seen:
+                    check.error(where, f"duplicate target {provider}/{model}")
+                seen.add((provider, model))
+                out.append({"provider": provider, "model": model})
+        if alias:
+            aliases[alias] = out
+    return aliases
+
+
+def _check_prices(check: _Checker, raw: Any) -> dict[str, dict]:
+    if raw is None or check.mapping(raw, "prices") is None:
+        return {}
+    prices = {}
+    for model, entry in raw.items():
+        path = f"prices.{model}"
+        model = check.model_name(model, path)
+        if check.mapping(entry, path) is None:
+            continue
+        check.known_keys(entry, path, ("input", "output", "cached_input"))
+        price = {}
+        for field in ("input", "output", "cached_input"):
+            if field not in entry:
+                if field != "cached_input":
+                    check.error(f"{path}.{field}", "is required")
+                continue
+            price[field] = check.price(entry[field], f"{path}.{field}")
+        if model:
+            prices[model] = price
+    return prices
+
+
+def _check_overrides(check: _Checker, raw: Any, known: set[str]) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.error("overrides", "must be a list")
+        return []
+    overrides, seen = [], set()
+    for i, item in enumerate(raw):
+        path = f"overrides[{i}]"
+        if check.mapping(item, path) is None:
+            continue
+        check.known_keys(item, path, ("user_id", "service", "provider", "model"))
+        user_id = item.get("user_id")
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            user_id = str(user_id)
+        user_id = check.string(user_id, f"{path}.user_id")
+        service = item.get("service")
+        service = None if service is None else check.string(service, f"{path}.service")
+        provider = _provider_ref(check, item.get("provider"), f"{path}.provider", known)
+        model = check.model_name(item.get("model"), f"{path}.model")
+        if user_id is not None:
+            if (user_id, service) in seen:
+                check.error(path, f"duplicate override for user {user_id!r}, service {service!r}")
+            seen.add((user_id, service))
+        overrides.append({"user_id": user_id, "service": service, "provider": provider, "model": model})
+    return overrides
+
+
+# section -> field -> check; every field optional, unknown fields are errors.
+def _section_fields(check: _Checker) -> dict[str, dict[str, Any]]:
+    def positive_int(value, path):
+        return check.integer(value, path, minimum=1)
+
+    def optional_positive_int(value, path):
+        return None if value is None else positive_int(value, path)
+
+    return {
+        "limits": {
+            "max_concurrent_requests": positive_int,
+            "default_key_rpm": optional_positive_int,
+            "default_key_tpm": optional_positive_int,
+            "max_request_bytes": positive_int,
+        },
+        "cache": {
+            "enabled": check.boolean,
+            "ttl": lambda value, path: check.integer(value, path, minimum=0),
+            "max_entries": positive_int,
+        },
+        "circuit_breaker": {
+            "failure_threshold": positive_int,
+            "recovery_timeout": check.positive_number,
+            "half_open_max_calls": positive_int,
+        },
+    }
+
+
+def _check_section(check: _Checker, name: str, raw: Any, fields: dict[str, Any]) -> dict:
+    if raw is None or check.mapping(raw, name) is None:
+        return {}
+    check.known_keys(raw, name, tuple(fields))
+    return {key: fields[key](value, f"{name}.{key}") for key, value in raw.items() if key in fields}
+
+
+def _check_advanced(check: _Checker, name: str, raw: Any) -> dict:
+    # Their fields belong to the features that read them; here only the shape.
+    if raw is None or check.mapping(raw, name) is None:
+        return {}
+    if "enabled" in raw:
+        check.boolean(raw["enabled"], f"{name}.enabled")
+    return _plain(raw)
+
+
+def validate_config(document: Any) -> tuple[dict | None, list[str]]:
+    """Check a parsed document as a whole: (normalised config, []) or (None, every error)."""
+    check = _Checker()
+    if not isinstance(document, dict):
+        return None, ["config: must be a mapping of sections (providers, model_aliases, prices, ...)"]
+    for key in document:
+        if key not in TOP_LEVEL:
+            check.error(str(key), f"unknown section (expected one of: {', '.join(TOP_LEVEL)})")
+
+    providers = _check_providers(check, document.get("providers"))
+    listed = document.get("providers") if isinstance(document.get("providers"), list) else []
+    in_file = {item.get("name") for item in listed if isinstance(item, dict) and isinstance(item.get("name"), str)}
+    known = in_file | set(Provider.objects.values_list("name", flat=True))
+    config: dict[str, Any] = {
+        "providers": providers,
+        "model_aliases": _check_aliases(check, document.get("model_aliases"), known),
+        "prices": _check_prices(check, document.get("prices")),
+        "overrides": _check_overrides(check, document.get("overrides"), known),
+    }
+    for name, fields in _section_fields(check).items():
+        config[name] = _check_section(check, name, document.get(name), fields)
+    default_model = document.get("default_model")
+    config["default_model"] = None if default_model is None else check.model_name(default_model, "default_model")
+    for name in ADVANCED_SECTIONS:
+        config[name] = _check_advanced(check, name, document.get(name))
+
+    if check.errors:
+        return None, _without_secrets(check.errors, document)
+    return config, []
+
+
+def _without_secrets(errors: list[str], document: dict) -> list[str]:
+    """Belt and braces: no provider key may reach a message, wherever it was pasted."""
+    providers = document.get("providers") if isinstance(document.get("providers"), list) else []
+    secrets = [
+        item["api_key"]
+        for item in providers
+        if isinstance(item, dict) and isinstance(item.get("api_key"), str) and len(item["api_key"]) >= 8
+    ]
+    for secret in sorted(secrets, key=len, reverse=True):
+        errors = [error.replace(secret, mask_secret(secret)) for error in errors]
+    return errors
+
+
+def load_config(path: str | Path) -> tuple[dict | None, list[str]]:
+    """Read and validate a YAML config file: (config, []) or (None, every error found)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [f"{path}: file not found"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path}: cannot read: {type(exc).__name__}"]
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # The problem and its position only: YAML's own message quotes the line,
+        # and that line may hold a key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        return None, [f"{path}: not valid YAML: {problem}{where}"]
+    if document is None:
+        return None, [f"{path}: is empty; expected a mapping of sections"]
+    return validate_config(document)
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _provider_fields(item: dict) -> dict:
+    fields = {"type": item["type"], "from_config": True}
+    for key, (field, default) in PROVIDER_FIELDS.items():
+        fields[field] = item.get(key, copy.deepcopy(default))
+    return fields
+
+
+def apply_config(data: dict, source: str) -> dict:
+    """Make the database match a validated config, in one transaction.
+
+    Providers the file no longer lists are disabled, not deleted: usage
+    history points at them.
+    """
+    with transaction.atomic():
+        names = [item["name"] for item in data["providers"]]
+        for item in data["providers"]:
+            Provider.objects.update_or_create(name=item["name"], defaults=_provider_fields(item))
+        Provider.objects.filter(from_config=True).exclude(name__in=names).update(is_enabled=False)
+
+        by_name = Provider.objects.in_bulk(field_name="name")
+        ModelAlias.objects.all().delete()
+        ModelAlias.objects.bulk_create(
+            ModelAlias(name=alias, provider=by_name[target["provider"]], model=target["model"], position=position)
+            for alias, targets in data["model_aliases"].items()
+            for position, target in enumerate(targets)
+        )
+        for model, price in data["prices"].items():
+            defaults = {"input": price["input"], "output": price["output"], "cached_input": price.get("cached_input")}
+            Price.objects.update_or_create(model=model, defaults=defaults)
+        for override in data["overrides"]:
+            Override.objects.update_or_create(
+                user_id=override["user_id"],
+                service_name=override["service"],
+                defaults={"provider": by_name[override["provider"]], "model": override["model"]},
+            )
+        ConfigState.objects.update_or_create(
+            pk=STATE_PK,
+            defaults={"source": str(source)[:500], "data": {name: data.get(name) for name in STATE_SECTIONS}},
+        )
+    # Bulk updates send no signals; one bump covers the whole config.
+    registry.invalidate()
+    return {
+        "providers": len(names),
+        "aliases": len(data["model_aliases"]),
+        "prices": len(data["prices"]),
+        "overrides": len(data["overrides"]),
+    }
+
+
+def reload(path: str | Path | None = None) -> tuple[bool, dict | list[str]]:
+    """Load and apply a config file (settings.GATEWAY_CONFIG by default):
+    (True, summary) or (False, errors) with nothing changed."""
+    path = path or settings.GATEWAY_CONFIG
+    data, errors = load_config(path)
+    if errors:
+        return False, errors
+    return True, apply_config(data, source=str(path))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def runtime_settings() -> dict:
+    """The applied config's settings over DEFAULTS: limits, cache, circuit_breaker,
+    default_model and each advanced section (always with an `enabled` flag)."""
+    state = ConfigState.objects.filter(pk=STATE_PK).values_list("data", flat=True).first() or {}
+    merged = copy.deepcopy(DEFAULTS)
+    for name, value in state.items():
+        if isinstance(merged.get(name), dict) and isinstance(value, dict):
+            merged[name].update(value)
+        elif name in merged and value is not None:
+            merged[name] = value
+    if merged["limits"]["max_request_bytes"] is None:
+        merged["limits"]["max_request_bytes"] = settings.MAX_REQUEST_BYTES
+    return merged
+
+
+def config_status() -> dict:
+    state = ConfigState.objects.filter(pk=STATE_PK).first()
+    current = runtime_settings()
+    providers = list(Provider.objects.values_list("is_enabled", "models"))
+    aliases = sorted(set(ModelAlias.objects.values_list("name", flat=True)))
+    served = {model for enabled, models in providers if enabled for model in models or []}
+    return {
+        "loaded": state is not None,
+        "source": state.source if state else None,
+        "loaded_at": state.loaded_at.isoformat() if state else None,
+        "providers": {"total": len(providers), "enabled": sum(1 for enabled, _ in providers if enabled)},
+        "models": sorted(served | set(aliases)),
+        "aliases": aliases,
+        "default_model": current["default_model"],
+        "sections": {
+            "limits": current["limits"],
+            "cache": current["cache"],
+            "circuit_breaker": current["circuit_breaker"],
+            **{name: {"enabled": bool(current[name].get("enabled", False))} for name in ADVANCED_SECTIONS},
+        },
+    }

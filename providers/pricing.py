@@ -1,0 +1,50 @@
+"""Cost of a call from the price table: USD per 1M tokens, the admin's and
+the config's prices over built-in defaults. Unknown model: cost 0."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+# USD per 1M tokens: input, output, cached input.
+BUILTIN_PRICES: dict[str, tuple[float, float, float | None]] = {
+    "gpt-4o": (2.50, 10.00, 1.25),
+    "gpt-4o-mini": (0.15, 0.60, 0.075),
+    "gpt-4.1": (2.00, 8.00, 0.50),
+    "gpt-4.1-mini": (0.40, 1.60, 0.10),
+    "gpt-4.1-nano": (0.10, 0.40, 0.025),
+    "o3": (2.00, 8.00, 0.50),
+    "o4-mini": (1.10, 4.40, 0.275),
+    "text-embedding-3-small": (0.02, 0.0, None),
+    "text-embedding-3-large": (0.13, 0.0, None),
+    "claude-3-5-haiku-latest": (0.80, 4.00, 0.08),
+    "claude-3-5-sonnet-latest": (3.00, 15.00, 0.30),
+    "claude-3-7-sonnet-latest": (3.00, 15.00, 0.30),
+    "claude-sonnet-4-0": (3.00, 15.00, 0.30),
+    "claude-opus-4-0": (15.00, 75.00, 1.50),
+    "gemini-2.0-flash": (0.10, 0.40, 0.025),
+    "gemini-2.5-flash": (0.30, 2.50, 0.075),
+    "gemini-2.5-pro": (1.25, 10.00, 0.31),
+    "grok-3": (3.00, 15.00, 0.75),
+    "grok-3-mini": (0.30, 0.50, 0.075),
+}
+MILLION = 1_000_000
+
+
+def price_of(model: str, overrides: dict[str, dict]) -> tuple[float, float, float] | None:
+    """(input, output, cached input) USD per 1M tokens, or None when unknown."""
+    if model in overrides:
+        p = overrides[model]
+        return p["input"], p["output"], p["cached_input"] if p["cached_input"] is not None else p["input"]
+    builtin = BUILTIN_PRICES.get(model)
+    if builtin is None:
+        return None
+    return builtin[0], builtin[1], builtin[2] if builtin[2] is not None else builtin[0]
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_tokens: int, overrides: dict) -> Decimal:
+    price = price_of(model, overrides)
+    if price is None:
+        return Decimal(0)
+    uncached = max(0, input_tokens - cached_tokens)
+    total = uncached * price[0] + cached_tokens * price[2] + output_tokens * price[1]
+    return Decimal(str(round(total / MILLION, 8)))

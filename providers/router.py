@@ -1,0 +1,100 @@
+"""Trying candidates: retries with backoff on the same provider, then
+failover to the next, skipping providers whose circuit is open. The only
+place in the gateway that retries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from gateway.errors import GatewayError
+from providers.adapters import Reply, UpstreamError, adapter_for
+from providers.circuit import CircuitConfig, circuits
+from providers.registry import Target
+
+MAX_BACKOFF = 4.0
+
+
+class ClientFault(Exception):
+    """The upstream refused the request as the client's fault (400/413/422): pass it through."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass
+class Attempt:
+    """Where the request went; updated as the router tries candidates (for usage records)."""
+
+    target: Target | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Streamed:
+    first: bytes | None
+    rest: AsyncIterator[bytes]
+
+
+def backoff(retry: int, retry_after: float | None) -> float:
+    base = settings.RETRY_BACKOFF_BASE
+    if retry_after is not None:
+        return min(retry_after, MAX_BACKOFF)
+    return min(MAX_BACKOFF, base * 2**retry) + random.uniform(0, base)
+
+
+async def _once(target: Target, endpoint: str, body: dict, stream: bool) -> Reply | Streamed:
+    adapter = adapter_for(target.upstream)
+    if not stream:
+        return await adapter.request(endpoint, body, target.model)
+    chunks = adapter.stream(endpoint, body, target.model)
+    try:
+        # Wait for the first chunk here, so a failure before any byte reaches
+        # the client can still be retried or failed over.
+        first = await anext(chunks, None)
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return Streamed(first, chunks)
+
+
+async def route(
+    candidates: list[Target], endpoint: str, body: dict, *, stream: bool, attempt: Attempt, circuit: dict | None
+) -> Reply | Streamed:
+    config = CircuitConfig.from_settings(circuit)
+    last_error: UpstreamError | None = None
+    tried = False
+    for target in candidates:
+        name = target.upstream.name
+        if endpoint not in adapter_for(target.upstream).supports:
+            continue
+        for retry in range(target.upstream.max_retries + 1):
+            if not await circuits.allow(name, config):
+                break
+            tried = True
+            attempt.target = target
+            attempt.attempts += 1
+            try:
+                result = await _once(target, endpoint, body, stream)
+            except UpstreamError as error:
+                if error.client_fault:
+                    await circuits.record_success(name)  # the upstream is fine; the request is not
+                    raise ClientFault(error) from None
+                last_error = error
+                await circuits.record_failure(name, config)
+                if not error.retryable or retry == target.upstream.max_retries:
+                    break
+                await asyncio.sleep(backoff(retry, error.retry_after))
+                continue
+            await circuits.record_success(name)
+            return result
+    if not tried:
+        raise GatewayError("provider_unavailable", "Every provider for this model is disabled or its circuit is open.")
+    if last_error.kind == "timeout":
+        raise GatewayError("upstream_timeout", "The upstream provider did not answer in time.")
+    raise GatewayError("upstream_error", f"All upstream providers failed; last error: {last_error.describe()}.")

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import name_validator
+from accounts.serializers import conflict
+from gateway.lib.names import MODEL_NAME_RE
+from providers.config import ENV_NAME_RE
+from providers.models import Override, Provider
+
+
+def model_names(**kwargs) -> serializers.ListField:
+    return serializers.ListField(child=serializers.RegexField(MODEL_NAME_RE), max_length=10000, **kwargs)
+
+
+class ProviderSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=100, validators=[name_validator])
+    # Write-only: the stored key is never sent back, only its masked form.
+    api_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500, style={"input_type": "password"}
+    )
+    api_key_masked = serializers.CharField(source="masked_api_key", read_only=True)
+    api_key_env = serializers.RegexField(ENV_NAME_RE, required=False, allow_blank=True)
+    models = model_names(required=False)
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    rate_limit_rpm = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True)
+    rate_limit_tpm = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True)
+    custom_headers = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+
+    class Meta:
+        model = Provider
+        fields = [
+            "id", "name", "display_name", "type", "base_url", "api_key", "api_key_masked", "api_key_env",
+            "models", "available_models", "is_enabled", "priority", "rate_limit_rpm", "rate_limit_tpm",
+            "timeout", "max_retries", "custom_headers", "from_config", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["available_models", "from_config"]
+
+    def validate_name(self, value: str) -> str:
+        taken = Provider.objects.filter(name=value).exclude(pk=getattr(self.instance, "pk", None))
+        if taken.exists():
+            raise conflict(f"A provider named {value!r} already exists.", "name")
+        return value
+
+    def validate_base_url(self, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Must be an http:// or https:// URL.")
+        return value
+
+    def validate_timeout(self, value: float) -> float:
+        if not value > 0:
+            raise serializers.ValidationError("Must be greater than 0.")
+        return value
+
+
+class ProviderListingSerializer(serializers.ModelSerializer):
+    """A provider as the seed-compatible `GET /providers` lists it."""
+
+    enabled = serializers.BooleanField(source="is_enabled")
+    api_key_masked = serializers.CharField(source="masked_api_key")
+
+    class Meta:
+        model = Provider
+        fields = ["name", "display_name", "type", "base_url", "models", "enabled", "priority", "api_key_masked"]
+        read_only_fields = fields
+
+
+class ModelSelectionSerializer(serializers.Serializer):
+    models = model_names(allow_empty=True)
+
+
+class ProviderModelSerializer(serializers.Serializer):
+    """One entry of `GET /v1/providers/{name}/models` (documentation only)."""
+
+    id = serializers.CharField()
+    object = serializers.CharField()
+    owned_by = serializers.CharField()
+    selected = serializers.BooleanField()
+
+
+class ProviderModelListSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = ProviderModelSerializer(many=True)
+
+
+class ProviderListingResponseSerializer(serializers.Serializer):
+    providers = ProviderListingSerializer(many=True)
+
+
+class ConnectionCheckSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+
+
+class OverrideSerializer(serializers.ModelSerializer):
+    service_name = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    provider = serializers.SlugRelatedField(slug_field="name", queryset=Provider.objects.all())
+    model = serializers.RegexField(MODEL_NAME_RE)
+
+    class Meta:
+        model = Override
+        fields = ["id", "user_id", "service_name", "provider", "model", "created_at"]
+        # (user_id, service_name) uniqueness is checked in validate(): 409, and
+        # an empty service means "all services" (NULL).
+        validators = []
+
+    def validate_service_name(self, value: str | None) -> str | None:
+        return value or None
+
+    def validate(self, attrs: dict) -> dict:
+        user_id = attrs.get("user_id", getattr(self.instance, "user_id", None))
+        service = attrs.get("service_name", getattr(self.instance, "service_name", None))
+        taken = Override.objects.filter(user_id=user_id, service_name=service)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise conflict(f"An override for user {user_id!r} and service {service!r} already exists.", "user_id")
+        return attrs
