@@ -13,4 +13,4 @@ USER gateway
 
 EXPOSE 8000
 # Migrate, then serve ASGI. Set DATABASE_URL / REDIS_URL / SECRET_KEY / GATEWAY_ADMIN_KEY in the environment.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b \"$HOST\" -p \"$PORT\" gateway.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py loadconfig --if-exists && exec daphne -b \"$HOST\" -p \"$PORT\" gateway.asgi:application"]

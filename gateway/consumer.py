@@ -17,7 +17,7 @@ from django.conf import settings
 
 from gateway.errors import GatewayError
 from gateway.lib.asgi import read_body, send_error
-from gateway.pipeline import Call, Pipeline, resolve_route
+from gateway.pipeline import Call, Pipeline, is_anthropic_path, resolve_route
 from usage import recorder
 
 logger = logging.getLogger("gateway.v1")
@@ -38,7 +38,7 @@ class V1Consumer:
         except ConnectionAbortedError:
             return
         except GatewayError as err:
-            await send_error(send, err)
+            await send_error(send, err, anthropic=is_anthropic_path(scope["path"]))
             return
 
         call = Call(route, scope)

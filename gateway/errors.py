@@ -65,10 +65,11 @@ class GatewayError(Exception):
         self.headers = headers or {}
         self.extra = extra or {}
 
-    def body(self) -> dict:
+    def body(self, anthropic: bool = False) -> dict:
+        """The JSON error; Anthropic's clients also expect a top-level `"type": "error"`."""
         error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
         error.update(self.extra)
-        return {"error": error}
+        return {"type": "error", "error": error} if anthropic else {"error": error}
 
 
 def invalid_api_key() -> GatewayError:
@@ -77,8 +78,8 @@ def invalid_api_key() -> GatewayError:
     return GatewayError("invalid_api_key", INVALID_KEY_MESSAGE)
 
 
-def error_json_bytes(err: GatewayError) -> bytes:
-    return json.dumps(err.body(), separators=(",", ":")).encode()
+def error_json_bytes(err: GatewayError, anthropic: bool = False) -> bytes:
+    return json.dumps(err.body(anthropic), separators=(",", ":")).encode()
 
 
 def error_response(err: GatewayError) -> JsonResponse:

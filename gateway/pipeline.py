@@ -48,6 +48,10 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
+def is_anthropic_path(path: str) -> bool:
+    return path.rstrip("/") == "/v1/messages"
+
+
 def resolve_route(method: str, path: str) -> tuple[str, str | None] | GatewayError:
     """(endpoint, model id) for a client path, or the error to answer."""
     path = path.rstrip("/") or "/"
@@ -388,9 +392,7 @@ class Pipeline:
         call.status, call.error_code = err.status, err.code
         if self.started_response:
             return  # a stream already under way was ended by its relay
-        body = err.body()
-        if self.anthropic:
-            body = {"type": "error", **body}
+        body = err.body(self.anthropic)
         headers = JSON_HEADERS + call.response_headers()
         headers += [(name.lower().encode(), str(value).encode()) for name, value in err.headers.items()]
         await self.send({"type": "http.response.start", "status": err.status, "headers": headers})

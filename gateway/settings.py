@@ -122,6 +122,8 @@ PORT = env_int("PORT", 8000)
 # Request bodies over this many bytes get 413 request_too_large.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Seconds between a process's checks that its routing snapshot is current.
+ROUTING_REFRESH_SECONDS = env_float("ROUTING_REFRESH_SECONDS", 1.0)
 # Seconds; retry n waits about base * 2**n (plus jitter), at most 4 s.
 RETRY_BACKOFF_BASE = env_float("RETRY_BACKOFF_BASE", 0.25)
 

@@ -1,23 +1,24 @@
 """In-process snapshot of routing data (providers, aliases, overrides, prices,
 config), so the /v1 path reads no database on a warm request.
 
-Changes bump a generation counter (in Redis when configured, else in the
+Changes set a new generation token (in Redis when configured, else in the
 database), shared by every process; each process checks it at most once per
-REFRESH_SECONDS and rebuilds its snapshot when it moved. A change made in this
+settings.ROUTING_REFRESH_SECONDS and rebuilds its snapshot when it moved. A change made in this
 process is seen at once.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from gateway.lib import shared
 
 GENERATION_KEY = "gw:routing:generation"
-REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +137,16 @@ def _db_generation() -> int:
     return RoutingGeneration.objects.filter(pk=1).values_list("value", flat=True).first() or 0
 
 
-def _bump_db_generation() -> None:
-    from django.db.models import F
+def _new_generation() -> int:
+    # Random, not a counter: a counter restarts after a Redis flush or a
+    # database reset and could come back to a value a process already holds.
+    return secrets.randbits(62)
 
+
+def _bump_db_generation() -> None:
     from providers.models import RoutingGeneration
 
-    if not RoutingGeneration.objects.filter(pk=1).update(value=F("value") + 1):
-        RoutingGeneration.objects.get_or_create(pk=1, defaults={"value": 1})
+    RoutingGeneration.objects.update_or_create(pk=1, defaults={"value": _new_generation()})
 
 
 async def _generation() -> int:
@@ -156,7 +160,7 @@ async def _generation() -> int:
 async def current() -> Snapshot:
     snapshot = _state.snapshot
     now = time.monotonic()
-    if snapshot is not None and not _state.stale and now - _state.checked_at < REFRESH_SECONDS:
+    if snapshot is not None and not _state.stale and now - _state.checked_at < settings.ROUTING_REFRESH_SECONDS:
         return snapshot
     generation = await _generation()
     if snapshot is None or _state.stale or generation != snapshot.generation:
@@ -181,7 +185,7 @@ def invalidate() -> None:
     _state.stale = True
     redis = shared.sync_redis()
     if redis is not None:
-        redis.incr(GENERATION_KEY)
+        redis.set(GENERATION_KEY, _new_generation())
     else:
         _bump_db_generation()
 

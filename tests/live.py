@@ -1,13 +1,18 @@
 """The gateway served for real on 127.0.0.1, for tests that use HTTP clients
-(the official SDKs). uvicorn runs the same ASGI application in a thread, so
-the server shares this process's settings and test database."""
+(the official SDKs). `LiveGateway`: uvicorn runs the ASGI application in a
+thread, sharing this process's settings and test database. `DaphneGateway`:
+Daphne in a subprocess, for what only the production server shows."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from asgiref.sync import sync_to_async
@@ -50,3 +55,58 @@ class LiveGateway:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.socket.close()
+
+
+class DaphneGateway:
+    """The gateway under Daphne in its own process, as production runs it,
+    pointed at this test run's database (and Redis, when set)."""
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SQLITE_PATH")}
+        if db["ENGINE"].endswith("sqlite3"):
+            env["SQLITE_PATH"] = str(db["NAME"])
+        else:
+            auth = f"{db['USER']}:{db['PASSWORD']}@" if db["PASSWORD"] else f"{db['USER']}@"
+            env["DATABASE_URL"] = f"postgres://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        if settings.REDIS_URL:
+            env["REDIS_URL"] = settings.REDIS_URL
+        env.update(
+            RETRY_BACKOFF_BASE="0", ROUTING_REFRESH_SECONDS="0", GATEWAY_CONFIG="/nonexistent.yaml", LOG_LEVEL="WARNING"
+        )
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "gateway.asgi:application"],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("daphne did not start: " + self.process.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.05)
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)

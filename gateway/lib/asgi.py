@@ -29,6 +29,8 @@ async def send_bytes(send, status: int, body: bytes, headers: list[tuple[bytes, 
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send, err: GatewayError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_error(
+    send, err: GatewayError, headers: list[tuple[bytes, bytes]] | None = None, *, anthropic: bool = False
+) -> None:
     extra = [(name.lower().encode(), str(value).encode()) for name, value in err.headers.items()]
-    await send_bytes(send, err.status, error_json_bytes(err), JSON_HEADERS + extra + (headers or []))
+    await send_bytes(send, err.status, error_json_bytes(err, anthropic), JSON_HEADERS + extra + (headers or []))

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import ApiKey, ApiUser, Tenant
+from providers.models import Provider
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +126,7 @@ def test_bootstrap_demo_prints_key_once(db):
     second = run("bootstrap_demo")
     assert raw not in second and "already exists" in second
     assert ApiUser.objects.filter(username="demo").count() == 1
+    assert Provider.objects.get(name="echo").type == "echo"
 
 
 def cli(*args, sqlite: Path) -> subprocess.CompletedProcess:
