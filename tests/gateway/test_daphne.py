@@ -1,5 +1,6 @@
-"""A client that goes away is noticed at once under Daphne: the upstream call
-is closed and the usage record still bills what was streamed, flagged."""
+"""Under Daphne in its own process, as in production: a client that goes away
+is noticed at once (the upstream call is closed, usage bills what was
+streamed, flagged), and changes made by another process reach it in time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.live import DaphneGateway
-from tests.mock_upstream import hang, slow_stream
+from tests.mock_upstream import hang, slow_stream, status
 from usage.models import UsageRecord
 
 PROMPT = "one two three four five six seven eight nine ten eleven twelve"
@@ -105,3 +106,39 @@ def test_non_stream_request_under_daphne(daphne, proxy_world, slow_upstream):
     assert response.json()["choices"][0]["message"]["content"] == f"mock: {PROMPT}"
     record = wait_for_record()
     assert record.status == 200 and not record.disconnected and not record.estimated
+
+
+def test_revocation_reaches_another_process_within_two_seconds(daphne, proxy_world, slow_upstream):
+    headers = {"Authorization": f"Bearer {proxy_world.member_raw}"}
+    url = daphne.v1 + "/chat/completions"
+    assert httpx.post(url, json=body(stream=False), headers=headers, timeout=10).status_code == 200  # cached there
+    proxy_world.member_key.revoke()  # in this process: the other one learns through Redis or its 1 s cache
+    deadline = time.monotonic() + 2
+    while httpx.post(url, json=body(stream=False), headers=headers, timeout=10).status_code != 401:
+        assert time.monotonic() < deadline, "the other process still accepts a revoked key after 2 s"
+        time.sleep(0.1)
+
+
+def test_circuit_state_is_shared_across_processes_with_redis(
+    daphne, live_gateway, proxy_world, factory, mock_upstream, settings
+):
+    """With REDIS_URL, failures seen by one process open the circuit for all;
+    without it each process keeps its own (the one-process laptop case)."""
+    from providers.models import ConfigState
+
+    ConfigState.objects.update_or_create(
+        pk=1, defaults={"data": {"circuit_breaker": {"failure_threshold": 2, "recovery_timeout": 60}}}
+    )
+    factory.make_provider("flaky", base_url=mock_upstream.openai_base)
+    mock_upstream.set_default(status(500))
+    headers = {"Authorization": f"Bearer {proxy_world.member_raw}"}
+    for _ in range(2):  # this process (the in-thread server) opens its circuit
+        assert httpx.post(live_gateway.v1 + "/chat/completions", json=body(False), headers=headers).status_code == 502
+    calls_before = len(mock_upstream.requests)
+    response = httpx.post(daphne.v1 + "/chat/completions", json=body(False), headers=headers, timeout=10)
+    if settings.REDIS_URL:
+        assert response.status_code == 503
+        assert len(mock_upstream.requests) == calls_before  # skipped without a call
+    else:
+        assert response.status_code == 502
+        assert len(mock_upstream.requests) == calls_before + 1
