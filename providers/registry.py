@@ -76,7 +76,7 @@ class Snapshot:
         return sorted(set(self.listed) | set(self.aliases))
 
 
-def _upstream(provider) -> Upstream:
+def upstream_from(provider) -> Upstream:
     return Upstream(
         id=provider.pk,
         name=provider.name,
@@ -99,7 +99,7 @@ def build(generation: int) -> Snapshot:
     from providers.config import runtime_settings
     from providers.models import ModelAlias, Override, Price, Provider
 
-    upstreams = {p.name: _upstream(p) for p in Provider.objects.order_by("-priority", "name")}
+    upstreams = {p.name: upstream_from(p) for p in Provider.objects.order_by("-priority", "name")}
     listed: dict[str, list[Upstream]] = {}
     for upstream in upstreams.values():
         for model in upstream.models:

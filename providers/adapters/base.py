@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.lib import jsonfast
+from gateway.lib.http import client
 from providers.models import mask_secret
 from providers.registry import Upstream
 
@@ -85,9 +86,17 @@ class Adapter:
     `request` and `stream` for those endpoints, and `list_models`."""
 
     supports: frozenset[str] = frozenset()
+    models_path = "/models"
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+
+    def headers(self) -> dict[str, str]:
+        """Request headers for the upstream, its key included."""
+        return {"content-type": "application/json", **self.upstream.custom_headers}
+
+    def models_url(self) -> str:
+        return self.upstream.base_url + self.models_path
 
     async def request(self, endpoint: str, body: dict, model: str) -> Reply:
         raise NotImplementedError
@@ -100,9 +109,47 @@ class Adapter:
         raise NotImplementedError
 
     async def list_models(self) -> list[str]:
-        raise NotImplementedError
+        try:
+            response = await client().get(self.models_url(), headers=self.headers(), timeout=self.timeout())
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        if response.status_code >= 300:
+            raise self.status_error(response)
+        return model_ids(self.parse_json(response))
 
     # --- helpers for HTTP adapters ------------------------------------------
+
+    async def post_json(self, path: str, content: bytes) -> dict:
+        try:
+            response = await client().post(
+                self.upstream.base_url + path, content=content, headers=self.headers(), timeout=self.timeout()
+            )
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        if response.status_code >= 300:
+            raise self.status_error(response)
+        return self.parse_json(response)
+
+    async def post_stream(self, path: str, content: bytes) -> AsyncIterator[tuple[str | None, bytes]]:
+        """The upstream's server-sent events; the response is closed however the iteration ends."""
+        http = client()
+        request = http.build_request(
+            "POST", self.upstream.base_url + path, content=content, headers=self.headers(), timeout=self.timeout()
+        )
+        try:
+            response = await http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        try:
+            if response.status_code >= 300:
+                await response.aread()
+                raise self.status_error(response)
+            async for event in sse_events(response.aiter_raw()):
+                yield event
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        finally:
+            await response.aclose()
 
     def timeout(self) -> httpx.Timeout:
         seconds = self.upstream.timeout
@@ -149,6 +196,12 @@ class Adapter:
         if not isinstance(data, dict):
             raise UpstreamError(f"{self.upstream.name}: response is not a JSON object", kind="invalid")
         return data
+
+
+def model_ids(listing: dict) -> list[str]:
+    """Model ids of an OpenAI- or Anthropic-style model list."""
+    data = listing.get("data") or []
+    return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
 
 
 async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | None, bytes]]:
