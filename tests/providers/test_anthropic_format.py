@@ -7,6 +7,9 @@ import httpx2 as httpx  # both SDKs are built on httpx2 and reject plain httpx o
 import openai
 import pydantic
 import pytest
+
+# The SDK's own stream accumulator (pinned SDK version): what its clients build from our events.
+from anthropic.lib.streaming._messages import accumulate_event
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from providers.adapters.anthropic_format import (
@@ -20,11 +23,6 @@ from providers.adapters.anthropic_format import (
     openai_to_anthropic_response,
     sse_event,
 )
-
-try:
-    from anthropic.lib.streaming._messages import accumulate_event
-except ImportError:  # pragma: no cover - depends on SDK internals
-    accumulate_event = None
 
 RAW_EVENT = pydantic.TypeAdapter(anthropic.types.RawMessageStreamEvent)
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -743,8 +741,6 @@ def _run_openai_stream(chunks: list[dict], **kwargs) -> tuple[OpenAIToAnthropicS
 
 
 def _accumulate(events: list[tuple[str, dict]]):
-    if accumulate_event is None:
-        pytest.skip("anthropic SDK accumulator not importable")
     snapshot = None
     bufs: dict[int, bytes] = {}
     for _, data in events:
