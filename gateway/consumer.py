@@ -4,8 +4,9 @@ app under the Channels router.
 It reads the body, then runs the pipeline while it listens for the client
 going away: Daphne only reports a disconnect through `receive()`, so a task
 waits on it and cancels the pipeline the moment it comes, which closes the
-upstream call. The usage record is written after the response, from what
-the pipeline saw, whether it finished, failed or was cancelled.
+upstream call. The quota is settled and the usage recorded from what
+the pipeline saw: before the response's last byte, or here when the client
+went away first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from django.conf import settings
 from gateway.errors import GatewayError
 from gateway.lib.asgi import read_body, send_error
 from gateway.pipeline import Call, Pipeline, is_anthropic_path, resolve_route
-from usage import recorder
 
 logger = logging.getLogger("gateway.v1")
 
@@ -56,5 +56,8 @@ class V1Consumer:
                 await work
             except asyncio.CancelledError:
                 pass
-            if call.key is not None:
-                await recorder.record(call.usage_fields())
+            # Settles and records a call the pipeline did not finish (client gone). Never raises.
+            try:
+                await call.finish()
+            except Exception:
+                logger.exception("Could not settle request %s", call.request_id)

@@ -27,9 +27,10 @@ from providers.adapters.anthropic_format import (
     sse_event,
 )
 from providers.circuit import circuits
-from providers.pricing import cost_usd
+from providers.pricing import cost_usd, price_of
 from providers.registry import Snapshot, Target
 from providers.router import Attempt, ClientFault, Streamed, route
+from usage import limits, recorder
 
 logger = logging.getLogger("gateway.v1")
 
@@ -95,6 +96,8 @@ class Call:
         self.streamed_chunks = 0
         self.disconnected = False
         self.prices: dict = {}
+        self.admission: limits.Admission | None = None
+        self.finished = False
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -121,11 +124,25 @@ class Call:
         }
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
-        return [
+        headers = [
             (b"x-request-id", self.request_id.encode()),
             (b"x-gateway-provider", (self.provider or "gateway").encode()),
             (b"x-cache", b"MISS"),
         ]
+        if self.admission is not None:
+            headers += self.admission.headers
+        return headers
+
+    async def finish(self) -> None:
+        """Settle the reservation and record usage, once, before the response's last byte."""
+        if self.finished or self.key is None:
+            return
+        self.finished = True
+        fields = self.usage_fields()
+        tokens = fields["input_tokens"] + fields["output_tokens"]
+        if self.admission is not None:
+            self.admission.provider_checks = self.attempt.provider_checks
+        await recorder.submit(fields, self.admission, tokens, limits.to_nano(fields["cost_usd"]))
 
     def usage_fields(self) -> dict:
         usage = self.usage
@@ -135,6 +152,7 @@ class Call:
             # does not report): bill what we can see, and say it is estimated.
             usage = Usage(self.prompt_estimate if estimated else 0, self.streamed_chunks)
         upstream_model = self.attempt.target.model if self.attempt.target else ""
+        priced_model = upstream_model or self.requested_model
         key = self.key
         return {
             "created_at": self.created_at,
@@ -153,12 +171,9 @@ class Call:
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
             "cost_usd": cost_usd(
-                upstream_model or self.requested_model,
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cached_tokens,
-                self.prices,
+                priced_model, usage.input_tokens, usage.output_tokens, usage.cached_tokens, self.prices
             ),
+            "priced": not priced_model or price_of(priced_model, self.prices) is not None,
             "latency_ms": int(self.elapsed() * 1000),
             "status": self.status or 500,
             "error_code": self.error_code,
@@ -222,7 +237,10 @@ class Pipeline:
         targets, snapshot = await self.targets(data["model"], data.get("user"))
         stream = bool(data.get("stream")) and endpoint in ("chat", "completions")
         self.call.stream = stream
-        self.call.prompt_estimate = estimate_tokens(str(data.get("messages") or data.get("prompt") or ""))
+        self.call.prompt_estimate = estimate_tokens(
+            str(data.get("messages") or data.get("input") or data.get("prompt") or "")
+        )
+        await self.admit(snapshot, targets, data, endpoint)
         result = await route(
             targets,
             endpoint,
@@ -248,6 +266,7 @@ class Pipeline:
         targets, snapshot = await self.targets(data["model"], (data.get("metadata") or {}).get("user_id"))
         self.call.stream = bool(data.get("stream"))
         self.call.prompt_estimate = estimate_tokens(str(chat["messages"]))
+        await self.admit(snapshot, targets, chat, "chat")
         result = await route(
             targets, "chat", chat, stream=self.call.stream, attempt=self.call.attempt,
             circuit=snapshot.settings.get("circuit_breaker"),
@@ -283,7 +302,9 @@ class Pipeline:
         if form["json_mode"]:
             body["response_format"] = {"type": "json_object"}
         call.requested_model = model
+        call.prices = snapshot.prices
         call.prompt_estimate = estimate_tokens(form["system"] + form["prompt"])
+        await self.admit(snapshot, targets, body, "chat")
         reply = await route(
             targets, "chat", body, stream=False, attempt=call.attempt, circuit=snapshot.settings.get("circuit_breaker")
         )
@@ -314,6 +335,7 @@ class Pipeline:
 
     async def handle_models(self) -> None:
         snapshot = await registry.current()
+        await self.admit(snapshot, [], {}, "models")
         data = [
             await self.model_entry(snapshot, name)
             for name in snapshot.model_names()
@@ -324,6 +346,7 @@ class Pipeline:
 
     async def handle_model(self) -> None:
         snapshot = await registry.current()
+        await self.admit(snapshot, [], {}, "models")
         name = self.call.model_id
         if not snapshot.is_known(name) or not self.call.key.allows_model(name):
             raise GatewayError("model_not_found", f"The model '{name}' does not exist.", param="model")
@@ -354,6 +377,21 @@ class Pipeline:
             raise GatewayError("model_not_found", f"The model '{model}' does not exist.", param="model")
         return candidates, snapshot
 
+    async def admit(self, snapshot: Snapshot, targets: list[Target], body: dict, endpoint: str) -> None:
+        """Reserve this call's estimate on every quota and limit, or refuse it."""
+        call = self.call
+        config = snapshot.settings.get("limits") or {}
+        if endpoint in ("chat", "completions"):
+            completion = (
+                body.get("max_completion_tokens") or body.get("max_tokens") or config.get("default_max_tokens", 1024)
+            )
+        else:
+            completion = 0
+        prompt = call.prompt_estimate if endpoint != "models" else 0
+        model = targets[0].model if targets else call.requested_model
+        nano_usd = limits.estimate_cost_nano(price_of(model, snapshot.prices) if model else None, prompt, completion)
+        call.admission = await limits.admit(call.key, prompt + completion, nano_usd, config)
+
     async def model_entry(self, snapshot: Snapshot, name: str) -> dict:
         if name in snapshot.aliases:
             upstreams = [t.upstream for t in snapshot.aliases[name]]
@@ -376,6 +414,7 @@ class Pipeline:
     # --- responses -----------------------------------------------------------
 
     async def send_json(self, status: int, payload: dict) -> None:
+        await self.call.finish()
         await self.send(
             {"type": "http.response.start", "status": status, "headers": JSON_HEADERS + self.call.response_headers()}
         )
@@ -392,6 +431,7 @@ class Pipeline:
         call.status, call.error_code = err.status, err.code
         if self.started_response:
             return  # a stream already under way was ended by its relay
+        await call.finish()
         body = err.body(self.anthropic)
         headers = JSON_HEADERS + call.response_headers()
         headers += [(name.lower().encode(), str(value).encode()) for name, value in err.headers.items()]
@@ -430,6 +470,7 @@ class Pipeline:
             return
         finally:
             await result.rest.aclose()
+        await call.finish()
         await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     def take_usage(self, chunk: bytes, wants_usage: bool) -> bytes | None:
@@ -465,6 +506,7 @@ class Pipeline:
         finally:
             await result.rest.aclose()
             call.usage = Usage.from_openai(converter.usage)
+        await call.finish()
         await self.send(
             {"type": "http.response.body", "body": b"".join(sse_event(n, d) for n, d in converter.finish())}
         )
@@ -473,6 +515,7 @@ class Pipeline:
         """The upstream broke mid-stream: tell the client in-band and end the stream."""
         logger.warning("Upstream failed mid-stream (request %s): %s", self.call.request_id, error.describe())
         self.call.status, self.call.error_code = 502, "upstream_error"
+        await self.call.finish()
         await self.send({"type": "http.response.body", "body": event})
 
 

@@ -9,6 +9,7 @@ from accounts import api as accounts_api
 from accounts import seed
 from gateway import views
 from providers import api as providers_api
+from usage import api as usage_api
 
 # The contract writes action paths without a slash (`/keys/{id}/revoke`); accept both.
 router = DefaultRouter()
@@ -24,6 +25,7 @@ urlpatterns = [
     path("admin/gen_key", seed.gen_key),
     path("admin/list_users", seed.list_users),
     path("admin/forbid_key", seed.forbid_key),
+    path("admin/list_costs", usage_api.list_costs),
     path("admin/", admin.site.urls),
     # Seed-compatible provider and config paths (ASGI routes /v1/providers and /v1/config here).
     path("providers", providers_api.provider_listing),
@@ -35,6 +37,9 @@ urlpatterns = [
     path("v1/config/reload", providers_api.config_reload),
     path("v1/config/status", providers_api.config_status),
     path("api/v1/health", views.api_health),
+    re_path(r"^api/v1/usage/summary/?$", usage_api.summary),
+    re_path(r"^api/v1/usage/by-(?P<group>provider|service|model|key|customer)/?$", usage_api.by_group),
+    re_path(r"^api/v1/usage/timeseries/?$", usage_api.timeseries),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny])),

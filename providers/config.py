@@ -43,8 +43,12 @@ TOP_LEVEL = ("providers", "model_aliases", "prices", "overrides", *STATE_SECTION
 DEFAULTS: dict[str, Any] = {
     "limits": {
         "max_concurrent_requests": 500,
-        "default_key_rpm": None,
+        # The contract's example value: every key has an RPM (and so rate-limit
+        # headers) unless its own rpm or this says otherwise; null turns it off.
+        "default_key_rpm": 600,
         "default_key_tpm": None,
+        # Completion tokens reserved against quotas when a request sets no max_tokens.
+        "default_max_tokens": 1024,
         # None: settings.MAX_REQUEST_BYTES (filled in by runtime_settings()).
         "max_request_bytes": None,
     },
@@ -370,6 +374,7 @@ def _section_fields(check: _Checker) -> dict[str, dict[str, Any]]:
             "max_concurrent_requests": positive_int,
             "default_key_rpm": optional_positive_int,
             "default_key_tpm": optional_positive_int,
+            "default_max_tokens": positive_int,
             "max_request_bytes": positive_int,
         },
         "cache": {

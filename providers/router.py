@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -15,6 +15,7 @@ from gateway.errors import GatewayError
 from providers.adapters import Reply, UpstreamError, adapter_for
 from providers.circuit import CircuitConfig, circuits
 from providers.registry import Target
+from usage import limits
 
 MAX_BACKOFF = 4.0
 
@@ -33,6 +34,7 @@ class Attempt:
 
     target: Target | None = None
     attempts: int = 0
+    provider_checks: list = field(default_factory=list)  # provider RPM/TPM counters taken
 
 
 @dataclass
@@ -68,7 +70,7 @@ async def route(
 ) -> Reply | Streamed:
     config = CircuitConfig.from_settings(circuit)
     last_error: UpstreamError | None = None
-    tried = False
+    tried = limited = False
     for target in candidates:
         name = target.upstream.name
         if endpoint not in adapter_for(target.upstream).supports:
@@ -76,6 +78,11 @@ async def route(
         for retry in range(target.upstream.max_retries + 1):
             if not await circuits.allow(name, config):
                 break
+            taken = await limits.try_provider(target.upstream)
+            if taken is None:
+                limited = True  # this provider's own RPM/TPM: try the next one
+                break
+            attempt.provider_checks = taken
             tried = True
             attempt.target = target
             attempt.attempts += 1
@@ -93,6 +100,11 @@ async def route(
                 continue
             await circuits.record_success(name)
             return result
+    if not tried and limited:
+        raise GatewayError(
+            "rate_limited", "Every provider for this model is at its rate limit.",
+            headers={"Retry-After": "1"}, extra={"retry_after": 1},
+        )  # fmt: skip
     if not tried:
         raise GatewayError("provider_unavailable", "Every provider for this model is disabled or its circuit is open.")
     if last_error.kind == "timeout":

@@ -76,3 +76,15 @@ def as_key():
         return client
 
     return make
+
+
+@pytest.fixture
+def proxy_world(transactional_db, factory) -> World:
+    """The tenant world, committed (the live server reads it from its own thread)."""
+    return World(factory)
+
+
+@pytest.fixture
+def upstream(proxy_world, factory, mock_upstream):  # noqa: F811 (the imported fixture)
+    """An OpenAI-compatible provider on the mock, serving gpt-4o-mini."""
+    return factory.make_provider("primary", base_url=mock_upstream.openai_base, api_key="sk-test-upstream-secret-9876")

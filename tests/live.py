@@ -110,3 +110,18 @@ class DaphneGateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+def flush_usage(timeout: float = 5.0) -> None:
+    """Write every queued usage record now (a server's background task may be
+    writing them at the same moment: wait until nothing is pending)."""
+    from usage import recorder
+
+    deadline = time.monotonic() + timeout
+    while True:
+        recorder.flush_sync()
+        if not recorder.pending():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{recorder.pending()} usage records still pending")
+        time.sleep(0.02)

@@ -8,7 +8,8 @@ from django.db import models
 
 class UsageRecord(models.Model):
     created_at = models.DateTimeField(db_index=True)
-    request_id = models.CharField(max_length=40)
+    # Unique: batches may be written twice after a crash; the second write is ignored.
+    request_id = models.CharField(max_length=40, unique=True)
     tenant_id = models.BigIntegerField(null=True)
     user_id = models.BigIntegerField(null=True)
     key_id = models.BigIntegerField(null=True)
@@ -23,6 +24,7 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    priced = models.BooleanField(default=True, help_text="False when the model had no known price (cost 0).")
     latency_ms = models.PositiveIntegerField(default=0)
     status = models.PositiveSmallIntegerField()
     error_code = models.CharField(max_length=40, blank=True)
@@ -36,6 +38,7 @@ class UsageRecord(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["tenant_id", "created_at"]),
+            models.Index(fields=["user_id", "created_at"]),
             models.Index(fields=["key_id", "created_at"]),
         ]
 

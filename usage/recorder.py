@@ -1,27 +1,132 @@
-"""Writing usage records.
+"""Usage records, with no database round trip on the request path.
 
-For now one INSERT per call, done after the response is complete (the client
-never waits for it). Batching through a buffer comes with the quota work.
+With Redis, a record is queued in Redis by the same script that settles the
+request's quota (before the response completes), so a process that crashes
+afterwards loses nothing; a background task in each process drains the queue
+in batches, one process at a time (a Redis lock), and `request_id` is unique
+so a batch written twice counts once. Without Redis, records wait in a buffer
+in this process, flushed every FLUSH_SECONDS and at exit (atexit: Daphne
+stops its reactor on SIGTERM and the interpreter exits normally).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import uuid
+import weakref
+from decimal import Decimal
 
+import orjson
 from channels.db import database_sync_to_async
+from django.utils.dateparse import parse_datetime
 
+from gateway.lib import shared
+from usage import limits
 from usage.models import UsageRecord
 
 logger = logging.getLogger("gateway.usage")
 
+FLUSH_SECONDS = 0.5
+BATCH = 1000
+MAX_BUFFER = 100_000
+DRAIN_LOCK = "gw:usage:drain-lock"
 
-def _write(fields: dict) -> None:
-    UsageRecord.objects.create(**fields)
+_buffer: list[dict] = []
+_tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_atexit_registered = False
 
 
-async def record(fields: dict) -> None:
+def encode(fields: dict) -> bytes:
+    return orjson.dumps(fields, default=str)
+
+
+def decode(raw: bytes) -> dict:
+    fields = orjson.loads(raw)
+    fields["created_at"] = parse_datetime(fields["created_at"])
+    fields["cost_usd"] = Decimal(fields["cost_usd"])
+    return fields
+
+
+def write(batch: list[dict]) -> None:
+    UsageRecord.objects.bulk_create([UsageRecord(**fields) for fields in batch], ignore_conflicts=True)
+
+
+async def submit(fields: dict, admission: limits.Admission | None, tokens: int, nano_usd: int) -> None:
+    """Settle the request's reservation and record its usage (once)."""
+    with_redis = shared.enabled()
+    settled = await limits.settle(
+        fields["request_id"], admission, tokens, nano_usd, encode(fields) if with_redis else b""
+    )
+    if settled and not with_redis:
+        if len(_buffer) >= MAX_BUFFER:
+            logger.error("Usage buffer full (database down?): dropping the oldest record")
+            _buffer.pop(0)
+        _buffer.append(fields)
+    _ensure_background_task()
+
+
+def _ensure_background_task() -> None:
+    global _atexit_registered
+    loop = asyncio.get_running_loop()
+    task = _tasks.get(loop)
+    if task is None or task.done():
+        _tasks[loop] = loop.create_task(_run())
+    if not _atexit_registered:
+        atexit.register(flush_sync)
+        _atexit_registered = True
+
+
+async def _run() -> None:
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            await database_sync_to_async(flush_sync)()
+        except Exception:
+            logger.exception("Writing usage records failed; will retry")
+
+
+def pending() -> int:
+    """Records not written yet (in this process's buffer, or queued in Redis)."""
+    if not shared.enabled():
+        return len(_buffer)
+    redis = shared.sync_redis()
+    return redis.llen(limits.USAGE_QUEUE) + (1 if redis.exists(DRAIN_LOCK) else 0)
+
+
+def flush_sync() -> int:
+    """Write what is waiting (buffer, or the Redis queue); returns rows written."""
+    return _drain_redis() if shared.enabled() else _flush_buffer()
+
+
+def _flush_buffer() -> int:
+    if not _buffer:
+        return 0
+    batch = _buffer[:]
+    del _buffer[: len(batch)]
     try:
-        await database_sync_to_async(_write)(fields)
+        write(batch)
     except Exception:
-        # Accounting must never turn a served request into an error.
-        logger.exception("Could not write usage record %s", fields.get("request_id"))
+        _buffer[:0] = batch  # keep them for the next try
+        raise
+    return len(batch)
+
+
+def _drain_redis() -> int:
+    redis = shared.sync_redis()
+    token = uuid.uuid4().hex
+    if not redis.set(DRAIN_LOCK, token, nx=True, px=30_000):
+        return 0  # another process is draining
+    written = 0
+    try:
+        while True:
+            raw = redis.lrange(limits.USAGE_QUEUE, 0, BATCH - 1)
+            if not raw:
+                return written
+            write([decode(item) for item in raw])
+            redis.ltrim(limits.USAGE_QUEUE, len(raw), -1)
+            written += len(raw)
+    finally:
+        if redis.get(DRAIN_LOCK) == token.encode():
+            redis.delete(DRAIN_LOCK)

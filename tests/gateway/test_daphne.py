@@ -31,10 +31,12 @@ def slow_upstream(proxy_world, factory, mock_upstream):
     return mock_upstream
 
 
-def wait_for_record(timeout: float = 5.0) -> UsageRecord:
+def wait_for_record(key_id: int, timeout: float = 5.0) -> UsageRecord:
+    """This test's record (the server writes in the background: an earlier
+    test's record may land later, so filter by this test's key)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        record = UsageRecord.objects.first()
+        record = UsageRecord.objects.filter(key_id=key_id).first()
         if record is not None:
             return record
         time.sleep(0.05)
@@ -69,7 +71,7 @@ def test_disconnect_mid_stream_closes_upstream_and_bills_partial_output(daphne, 
         assert len(received) >= 3
         left_at = time.monotonic()
     # Client gone: the gateway notices at once, not after the upstream ends (~5 s).
-    record = wait_for_record()
+    record = wait_for_record(proxy_world.member_key.pk)
     assert time.monotonic() - left_at < 2.5
     assert (record.status, record.error_code) == (499, "client_disconnected")
     assert record.disconnected and record.stream and record.estimated
@@ -93,7 +95,7 @@ def test_disconnect_before_first_token_cancels_upstream_call(daphne, proxy_world
         conn.sendall(request.format(length=len(payload), payload=payload).encode())
         assert slow_upstream.wait_for_requests(1, timeout=5)
         left_at = time.monotonic()
-    record = wait_for_record()
+    record = wait_for_record(proxy_world.member_key.pk)
     assert time.monotonic() - left_at < 2.5
     assert record.status == 499 and record.disconnected
     assert record.output_tokens == 0 and record.attempts == 1
@@ -104,7 +106,7 @@ def test_non_stream_request_under_daphne(daphne, proxy_world, slow_upstream):
     response = httpx.post(daphne.v1 + "/chat/completions", json=body(stream=False), headers=headers, timeout=10)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == f"mock: {PROMPT}"
-    record = wait_for_record()
+    record = wait_for_record(proxy_world.member_key.pk)
     assert record.status == 200 and not record.disconnected and not record.estimated
 
 

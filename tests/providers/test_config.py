@@ -138,6 +138,7 @@ def test_runtime_settings_merges_the_file_over_defaults(tmp_path, settings):
         "max_concurrent_requests": 50,
         "default_key_rpm": 600,
         "default_key_tpm": None,
+        "default_max_tokens": 1024,
         "max_request_bytes": settings.MAX_REQUEST_BYTES,
     }
     assert current["cache"] == {"enabled": False, "ttl": 60, "max_entries": 10000}
@@ -152,7 +153,7 @@ def test_runtime_settings_without_a_config_are_the_defaults(db):
     current = runtime_settings()
     assert current["cache"] == DEFAULTS["cache"] == {"enabled": True, "ttl": 3600, "max_entries": 10000}
     assert current["circuit_breaker"] == {"failure_threshold": 5, "recovery_timeout": 60, "half_open_max_calls": 3}
-    assert current["limits"]["max_concurrent_requests"] == 500 and current["limits"]["default_key_rpm"] is None
+    assert current["limits"]["max_concurrent_requests"] == 500 and current["limits"]["default_key_rpm"] == 600
 
 
 def test_invalid_file_lists_every_error_and_changes_nothing(tmp_path):

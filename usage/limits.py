@@ -1,0 +1,391 @@
+"""Admission control: token quotas, USD budgets, RPM/TPM, parallel requests.
+
+Every request is admitted in one atomic step across every level that applies
+(key, user, tenant; tokens, USD, requests and tokens per minute, concurrency):
+it reserves on all of them or on none. With Redis that step is one Lua script,
+shared by every process; without it, a synchronous function (nothing else runs
+on the event loop meanwhile). After the call, settlement replaces each
+reservation by the real usage, once per request (a marker makes it idempotent),
+and, with Redis, enqueues the usage record in the same round trip.
+
+Rules, the same for every counter: a request is refused when the counter has
+already reached its limit ("used up"); otherwise its estimate is reserved. So
+past a quota a level can overshoot by at most the requests admitted while
+under it: each of those reserved its estimate first, so at most one request
+(the last one admitted) ends past the limit, plus whatever in-flight requests
+use beyond their estimate (none when `max_tokens` is set).
+
+Quota and budget counters that are missing (first use, Redis restarted or
+flushed, a new process without Redis) are rebuilt from the usage table before
+admission, so a quota is never silently reset.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from accounts.keycache import KeyInfo
+from gateway.errors import GatewayError
+from gateway.lib import shared
+
+NANO = 10**9  # budgets are counted in integer nano-USD, so counters stay integers
+WINDOW = 60  # seconds in a rate-limit window
+SETTLED_TTL = 24 * 3600
+PARALLEL_TTL = 600  # a crashed process's in-flight counts fade out after this
+USAGE_QUEUE = "gw:usage:queue"
+LEVEL_FIELDS = {"key": "key_id", "user": "user_id", "tenant": "tenant_id"}
+
+ADMIT_SCRIPT = """
+local values = {}
+for i = 1, #KEYS do
+  local base = (i - 1) * 4
+  local value = redis.call('GET', KEYS[i])
+  if not value and ARGV[base + 4] == '1' then return {-1, i} end
+  value = tonumber(value or '0')
+  if value >= tonumber(ARGV[base + 1]) then return {0, i, value} end
+end
+for i = 1, #KEYS do
+  local base = (i - 1) * 4
+  values[i] = redis.call('INCRBY', KEYS[i], ARGV[base + 2])
+  local ttl = tonumber(ARGV[base + 3])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return {1, 0, unpack(values)}
+"""
+
+SETTLE_SCRIPT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for i = 3, #KEYS do
+  local delta = tonumber(ARGV[i])
+  if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], delta) end
+end
+if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One counter: refuse when it has reached `limit`, else add `add`."""
+
+    key: str
+    kind: str  # tokens | usd | rpm | tpm | parallel
+    level: str  # key | user | tenant | global | provider
+    limit: int
+    add: int
+    ttl: int
+    rebuild_from: datetime | None = None  # quota/budget: rebuilt from usage since then (None: all time)
+    owner_id: int | None = None
+
+    @property
+    def rebuilt(self) -> bool:
+        return self.kind in ("tokens", "usd")
+
+
+@dataclass
+class Admission:
+    checks: list[Check]
+    values: list[int]
+    tokens: int  # reserved estimate
+    nano_usd: int
+    settled: bool = False
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    provider_checks: list[Check] = field(default_factory=list)  # of the provider that served it
+
+
+def period_of(period: str, now: datetime) -> tuple[str, datetime | None, int]:
+    """(counter suffix, period start, counter TTL) of a quota period, in UTC."""
+    if period == "daily":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + timedelta(days=1)
+        return f"d{start:%Y%m%d}", start, int((end - now).total_seconds()) + 3600
+    if period == "monthly":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+        return f"m{start:%Y%m}", start, int((end - now).total_seconds()) + 3600
+    return "t", None, 0
+
+
+def to_nano(usd: Decimal | float | str) -> int:
+    return int(Decimal(str(usd)) * NANO)
+
+
+def plan(
+    key: KeyInfo, tokens: int, nano_usd: int, limits: dict, now: datetime | None = None
+) -> tuple[list[Check], dict]:
+    """The counters this request must pass, and the key's rpm/tpm for its headers."""
+    now = now or timezone.now()
+    minute = int(now.timestamp()) // WINDOW
+    checks: list[Check] = []
+    header_limits: dict = {"minute": minute}
+    levels = (
+        ("key", key.id, key.key_limits),
+        ("user", key.user_id, key.user_limits),
+        ("tenant", key.tenant_id, key.tenant_limits),
+    )
+    for level, owner, own in levels:
+        suffix, start, ttl = period_of(own.get("quota_period") or "total", now)
+        if own.get("token_quota") is not None:
+            checks.append(
+                Check(
+                    f"gw:q:{level}:{owner}:{suffix}:t", "tokens", level, own["token_quota"], tokens, ttl, start, owner
+                )
+            )
+        if own.get("budget_usd") is not None:
+            budget = to_nano(own["budget_usd"])
+            checks.append(Check(f"gw:q:{level}:{owner}:{suffix}:c", "usd", level, budget, nano_usd, ttl, start, owner))
+        rpm = own.get("rpm") or (limits.get("default_key_rpm") if level == "key" else None)
+        tpm = own.get("tpm") or (limits.get("default_key_tpm") if level == "key" else None)
+        if rpm:
+            checks.append(Check(f"gw:r:{level}:{owner}:{minute}", "rpm", level, rpm, 1, WINDOW * 2))
+        if tpm:
+            checks.append(Check(f"gw:k:{level}:{owner}:{minute}", "tpm", level, tpm, tokens, WINDOW * 2))
+        if level == "key":
+            header_limits.update(rpm=rpm, tpm=tpm)
+    if key.max_parallel:
+        checks.append(Check(f"gw:p:key:{key.id}", "parallel", "key", key.max_parallel, 1, PARALLEL_TTL))
+    if limits.get("max_concurrent_requests"):
+        checks.append(Check("gw:p:global", "parallel", "global", limits["max_concurrent_requests"], 1, PARALLEL_TTL))
+    return checks, header_limits
+
+
+def refusal(check: Check, now: float) -> GatewayError:
+    if check.kind in ("tokens", "usd"):
+        what = "token quota" if check.kind == "tokens" else "USD budget"
+        return GatewayError("quota_exceeded", f"The {what} of this {check.level} is used up.")
+    retry_after = 1 if check.kind == "parallel" else max(1, WINDOW - int(now) % WINDOW)
+    what = {"rpm": "requests per minute", "tpm": "tokens per minute", "parallel": "parallel requests"}[check.kind]
+    return GatewayError(
+        "rate_limited",
+        f"Rate limit reached: {what} of this {check.level}.",
+        headers={"Retry-After": str(retry_after)},
+        extra={"retry_after": retry_after},
+    )
+
+
+def rate_headers(checks: list[Check], values: list[int], header_limits: dict) -> list[tuple[bytes, bytes]]:
+    """OpenAI's and the usual X-RateLimit-* headers for the key's own windows."""
+    headers = []
+    reset = str((header_limits["minute"] + 1) * WINDOW).encode()
+    for check, value in zip(checks, values, strict=False):
+        if check.level != "key":
+            continue
+        remaining = str(max(0, check.limit - value)).encode()
+        if check.kind == "rpm":
+            headers += [
+                (b"x-ratelimit-limit", str(check.limit).encode()),
+                (b"x-ratelimit-remaining", remaining),
+                (b"x-ratelimit-reset", reset),
+                (b"x-ratelimit-limit-requests", str(check.limit).encode()),
+                (b"x-ratelimit-remaining-requests", remaining),
+            ]
+        elif check.kind == "tpm":
+            headers += [
+                (b"x-ratelimit-limit-tokens", str(check.limit).encode()),
+                (b"x-ratelimit-remaining-tokens", remaining),
+            ]
+    return headers
+
+
+# --- rebuilding quota counters from the usage table -------------------------
+
+
+def usage_since(level: str, owner: int, since: datetime | None) -> tuple[int, int]:
+    """(tokens, nano-USD) used by a key, user or tenant since a time (None: ever)."""
+    from usage.models import UsageRecord
+
+    rows = UsageRecord.objects.filter(**{LEVEL_FIELDS[level]: owner}, cached=False)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    totals = rows.aggregate(tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost_usd"))
+    return int(totals["tokens"] or 0), to_nano(totals["cost"] or 0)
+
+
+def rebuilt_value(check: Check) -> int:
+    tokens, nano_usd = usage_since(check.level, check.owner_id, check.rebuild_from)
+    return tokens if check.kind == "tokens" else nano_usd
+
+
+# --- the two stores -----------------------------------------------------------
+
+
+class MemoryCounters:
+    """Counters of a single process (no Redis). Each operation is synchronous,
+    so it is atomic on the event loop."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[int, float]] = {}  # key -> (value, expires at or 0)
+        self.settled: dict[str, float] = {}
+
+    def _get(self, key: str, now: float) -> int | None:
+        entry = self.values.get(key)
+        if entry is None or (entry[1] and entry[1] <= now):
+            return None
+        return entry[0]
+
+    def missing(self, checks: list[Check]) -> list[Check]:
+        now = time.time()
+        return [c for c in checks if c.rebuilt and self._get(c.key, now) is None]
+
+    def seed(self, check: Check, value: int) -> None:
+        if self._get(check.key, time.time()) is None:
+            self.values[check.key] = (value, time.time() + check.ttl if check.ttl else 0)
+
+    def admit(self, checks: list[Check]) -> tuple[int, int, list[int]]:
+        now = time.time()
+        for index, check in enumerate(checks):
+            value = self._get(check.key, now)
+            if value is None and check.rebuilt:
+                return -1, index, []
+            if (value or 0) >= check.limit:
+                return 0, index, []
+        values = []
+        for check in checks:
+            value = (self._get(check.key, now) or 0) + check.add
+            self.values[check.key] = (value, now + check.ttl if check.ttl else 0)
+            values.append(value)
+        self._prune(now)
+        return 1, 0, values
+
+    def settle(self, marker: str, adjustments: list[tuple[str, int]]) -> bool:
+        now = time.time()
+        if self.settled.get(marker, 0) > now:
+            return False
+        self.settled[marker] = now + SETTLED_TTL
+        for key, delta in adjustments:
+            entry = self.values.get(key)
+            if entry is not None and delta:
+                self.values[key] = (entry[0] + delta, entry[1])
+        return True
+
+    def _prune(self, now: float) -> None:
+        # Bounded memory: rate windows and old periods expire; sweep now and then.
+        if len(self.values) > 50_000:
+            self.values = {k: v for k, v in self.values.items() if not v[1] or v[1] > now}
+        if len(self.settled) > 50_000:
+            self.settled = {k: v for k, v in self.settled.items() if v > now}
+
+    def reset(self) -> None:
+        self.values.clear()
+        self.settled.clear()
+
+
+memory = MemoryCounters()
+
+
+# --- the engine ----------------------------------------------------------------
+
+
+async def _seed_missing(missing: list[Check]) -> None:
+    values = [await database_sync_to_async(rebuilt_value)(check) for check in missing]
+    redis = shared.async_redis()
+    for check, value in zip(missing, values, strict=True):
+        if redis is None:
+            memory.seed(check, value)
+        else:
+            await redis.set(check.key, value, nx=True, ex=check.ttl or None)
+
+
+async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admission:
+    """Reserve `tokens` and `nano_usd` on every level, or raise 403/429."""
+    checks, header_limits = plan(key, tokens, nano_usd, limits)
+    redis = shared.async_redis()
+    for _ in range(3):  # a counter missing twice in a row (flushed meanwhile) is rebuilt again
+        if redis is None:
+            missing = memory.missing(checks)
+            if missing:
+                await _seed_missing(missing)
+            status, index, values = memory.admit(checks)
+        elif checks:
+            args = []
+            for check in checks:
+                args += [check.limit, check.add, check.ttl, 1 if check.rebuilt else 0]
+            result = await redis.eval(ADMIT_SCRIPT, len(checks), *(c.key for c in checks), *args)
+            status, index, values = int(result[0]), int(result[1]) - 1, [int(v) for v in result[2:]]
+        else:
+            status, index, values = 1, 0, []
+        if status == 1:
+            return Admission(checks, values, tokens, nano_usd, headers=rate_headers(checks, values, header_limits))
+        if status == 0:
+            raise refusal(checks[index], time.time())
+        await _seed_missing([checks[index]] if redis is not None else memory.missing(checks))
+    raise GatewayError("rate_limited", "Could not read quota counters; try again.", headers={"Retry-After": "1"})
+
+
+def adjustments(admission: Admission, tokens: int, nano_usd: int) -> list[tuple[str, int]]:
+    """What settlement adds to each counter: real usage minus reservation, and
+    the concurrency slots back (provider windows reserved nothing: all of it)."""
+    deltas = []
+    for check in admission.checks + admission.provider_checks:
+        if check.level == "provider":
+            if check.kind == "tpm":
+                deltas.append((check.key, tokens))
+            continue
+        if check.kind in ("tokens", "tpm"):
+            deltas.append((check.key, tokens - admission.tokens))
+        elif check.kind == "usd":
+            deltas.append((check.key, nano_usd - admission.nano_usd))
+        elif check.kind == "parallel":
+            deltas.append((check.key, -1))
+    return deltas
+
+
+async def settle(request_id: str, admission: Admission | None, tokens: int, nano_usd: int, record: bytes) -> bool:
+    """Replace the reservation by real usage (once per request) and, with
+    Redis, queue the usage record in the same round trip. Returns False when
+    this request was already settled."""
+    deltas = adjustments(admission, tokens, nano_usd) if admission is not None else []
+    if admission is not None:
+        admission.settled = True
+    marker = f"gw:settled:{request_id}"
+    redis = shared.async_redis()
+    if redis is None:
+        return memory.settle(marker, deltas)
+    keys = [marker, USAGE_QUEUE, *(key for key, _ in deltas)]
+    done = await redis.eval(SETTLE_SCRIPT, len(keys), *keys, SETTLED_TTL, record, *(d for _, d in deltas))
+    return bool(done)
+
+
+def provider_checks(upstream) -> list[Check]:
+    """A provider's own RPM/TPM (tokens are added when the call settles)."""
+    minute = int(time.time()) // WINDOW
+    checks = []
+    if upstream.rate_limit_rpm:
+        checks.append(
+            Check(f"gw:r:provider:{upstream.id}:{minute}", "rpm", "provider", upstream.rate_limit_rpm, 1, WINDOW * 2)
+        )
+    if upstream.rate_limit_tpm:
+        checks.append(
+            Check(f"gw:k:provider:{upstream.id}:{minute}", "tpm", "provider", upstream.rate_limit_tpm, 0, WINDOW * 2)
+        )
+    return checks
+
+
+async def try_provider(upstream) -> list[Check] | None:
+    """Take a slot in the provider's own limits; None when it is at its limit now."""
+    checks = provider_checks(upstream)
+    if not checks:
+        return []
+    redis = shared.async_redis()
+    if redis is None:
+        status, _, _ = memory.admit(checks)
+    else:
+        args = []
+        for check in checks:
+            args += [check.limit, check.add, check.ttl, 0]
+        status = int((await redis.eval(ADMIT_SCRIPT, len(checks), *(c.key for c in checks), *args))[0])
+    return checks if status == 1 else None
+
+
+def estimate_cost_nano(price: tuple[float, float, float] | None, prompt_tokens: int, completion_tokens: int) -> int:
+    if price is None:
+        return 0
+    return math.ceil((prompt_tokens * price[0] + completion_tokens * price[1]) * NANO / 1_000_000)
