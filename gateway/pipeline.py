@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from decimal import Decimal
 
 from django.utils import timezone
 
 from accounts import keycache
 from accounts.auth import key_from_headers
+from gateway import response_cache
 from gateway.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
 from gateway.lib import jsonfast
 from gateway.validation import VALIDATORS, parse_json_object
 from providers import registry
-from providers.adapters import UpstreamError, Usage
+from providers.adapters import Reply, UpstreamError, Usage
 from providers.adapters.anthropic_format import (
     OpenAIToAnthropicStream,
     anthropic_to_openai_chat_request,
@@ -98,6 +100,8 @@ class Call:
         self.prices: dict = {}
         self.admission: limits.Admission | None = None
         self.finished = False
+        self.cached: response_cache.Entry | None = None  # the cache entry that answered
+        self.store_stream: tuple[str, dict] | None = None  # (cache key, config) to store a stream under
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -105,7 +109,15 @@ class Call:
 
     @property
     def provider(self) -> str:
+        if self.cached is not None:
+            return self.cached.provider
         return self.attempt.target.upstream.name if self.attempt.target else ""
+
+    @property
+    def upstream_model(self) -> str:
+        if self.cached is not None:
+            return self.cached.model
+        return self.attempt.target.model if self.attempt.target else ""
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -127,7 +139,7 @@ class Call:
         headers = [
             (b"x-request-id", self.request_id.encode()),
             (b"x-gateway-provider", (self.provider or "gateway").encode()),
-            (b"x-cache", b"MISS"),
+            (b"x-cache", b"HIT" if self.cached is not None else b"MISS"),
         ]
         if self.admission is not None:
             headers += self.admission.headers
@@ -139,7 +151,8 @@ class Call:
             return
         self.finished = True
         fields = self.usage_fields()
-        tokens = fields["input_tokens"] + fields["output_tokens"]
+        # A cached answer used no upstream tokens: it is recorded with its tokens, but not charged.
+        tokens = 0 if fields["cached"] else fields["input_tokens"] + fields["output_tokens"]
         if self.admission is not None:
             self.admission.provider_checks = self.attempt.provider_checks
         await recorder.submit(fields, self.admission, tokens, limits.to_nano(fields["cost_usd"]))
@@ -151,8 +164,9 @@ class Call:
             # The upstream never reported usage (client left mid-stream, or it
             # does not report): bill what we can see, and say it is estimated.
             usage = Usage(self.prompt_estimate if estimated else 0, self.streamed_chunks)
-        upstream_model = self.attempt.target.model if self.attempt.target else ""
+        upstream_model = self.upstream_model
         priced_model = upstream_model or self.requested_model
+        cached = self.cached is not None
         key = self.key
         return {
             "created_at": self.created_at,
@@ -170,14 +184,14 @@ class Call:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
-            "cost_usd": cost_usd(
-                priced_model, usage.input_tokens, usage.output_tokens, usage.cached_tokens, self.prices
-            ),
+            "cost_usd": Decimal(0)
+            if cached
+            else cost_usd(priced_model, usage.input_tokens, usage.output_tokens, usage.cached_tokens, self.prices),
             "priced": not priced_model or price_of(priced_model, self.prices) is not None,
             "latency_ms": int(self.elapsed() * 1000),
             "status": self.status or 500,
             "error_code": self.error_code,
-            "cached": False,
+            "cached": cached,
             "stream": self.stream,
             "attempts": self.attempt.attempts,
             "disconnected": self.disconnected,
@@ -241,14 +255,7 @@ class Pipeline:
             str(data.get("messages") or data.get("input") or data.get("prompt") or "")
         )
         await self.admit(snapshot, targets, data, endpoint)
-        result = await route(
-            targets,
-            endpoint,
-            data,
-            stream=stream,
-            attempt=self.call.attempt,
-            circuit=snapshot.settings.get("circuit_breaker"),
-        )
+        result = await self.call_upstream(snapshot, targets, endpoint, data, stream)
         if isinstance(result, Streamed):
             wants_usage = bool((data.get("stream_options") or {}).get("include_usage"))
             await self.relay_openai_stream(result, wants_usage)
@@ -267,10 +274,7 @@ class Pipeline:
         self.call.stream = bool(data.get("stream"))
         self.call.prompt_estimate = estimate_tokens(str(chat["messages"]))
         await self.admit(snapshot, targets, chat, "chat")
-        result = await route(
-            targets, "chat", chat, stream=self.call.stream, attempt=self.call.attempt,
-            circuit=snapshot.settings.get("circuit_breaker"),
-        )  # fmt: skip
+        result = await self.call_upstream(snapshot, targets, "chat", chat, self.call.stream)
         if isinstance(result, Streamed):
             await self.relay_anthropic_stream(result, data["model"])
         else:
@@ -305,9 +309,7 @@ class Pipeline:
         call.prices = snapshot.prices
         call.prompt_estimate = estimate_tokens(form["system"] + form["prompt"])
         await self.admit(snapshot, targets, body, "chat")
-        reply = await route(
-            targets, "chat", body, stream=False, attempt=call.attempt, circuit=snapshot.settings.get("circuit_breaker")
-        )
+        reply = await self.call_upstream(snapshot, targets, "chat", body, False)
         call.usage = reply.usage or Usage(call.prompt_estimate, 0)
         choice = (reply.data.get("choices") or [{}])[0]
         usage = call.usage
@@ -316,19 +318,11 @@ class Pipeline:
             {
                 "content": (choice.get("message") or {}).get("content") or "",
                 "provider": call.provider,
-                "model": reply.data.get("model") or call.attempt.target.model,
+                "model": reply.data.get("model") or call.upstream_model,
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
-                "cost_usd": float(
-                    cost_usd(
-                        call.attempt.target.model,
-                        usage.input_tokens,
-                        usage.output_tokens,
-                        usage.cached_tokens,
-                        call.prices,
-                    )
-                ),
-                "cached": False,
+                "cost_usd": float(call.usage_fields()["cost_usd"]),
+                "cached": call.cached is not None,
                 "latency_ms": int(call.elapsed() * 1000),
             },
         )
@@ -376,6 +370,57 @@ class Pipeline:
                 raise GatewayError("provider_unavailable", f"Every provider for '{model}' is disabled.")
             raise GatewayError("model_not_found", f"The model '{model}' does not exist.", param="model")
         return candidates, snapshot
+
+    async def call_upstream(
+        self, snapshot: Snapshot, targets: list[Target], endpoint: str, body: dict, stream: bool
+    ) -> Reply | Streamed:
+        """The answer from the response cache, or from the router (and then cached)."""
+        call = self.call
+        config = snapshot.settings.get("cache") or {}
+        key = None
+        if config.get("enabled") and endpoint in response_cache.CACHEABLE:
+            skip_lookup, skip_store = response_cache.bypass(call.header(b"cache-control"))
+            key = response_cache.cache_key(call.key.tenant_id, endpoint, body, stream)
+            entry = None if skip_lookup else await response_cache.get(key)
+            if entry is not None:
+                call.cached = entry
+                if stream:
+                    return Streamed(entry.chunks[0], response_cache.replay(entry.chunks[1:]))
+                return Reply(entry.data, Usage.from_openai(entry.usage))
+            if skip_store:
+                key = None
+        result = await route(
+            targets,
+            endpoint,
+            body,
+            stream=stream,
+            attempt=call.attempt,
+            circuit=snapshot.settings.get("circuit_breaker"),
+        )
+        if key is not None:
+            if isinstance(result, Reply):
+                entry = response_cache.Entry(
+                    call.provider, call.upstream_model, result.data.get("usage"), data=result.data
+                )
+                await response_cache.put(key, entry, config)
+            elif result.first is not None:
+                call.store_stream = (key, config)
+        return result
+
+    async def store_stream(self, chunks: list[bytes]) -> None:
+        """Cache a stream that completed (never a broken or abandoned one)."""
+        call = self.call
+        if call.store_stream is None or call.cached is not None:
+            return
+        key, config = call.store_stream
+        usage = (
+            {"prompt_tokens": call.usage.input_tokens, "completion_tokens": call.usage.output_tokens}
+            if call.usage
+            else None
+        )
+        await response_cache.put(
+            key, response_cache.Entry(call.provider, call.upstream_model, usage, chunks=chunks), config
+        )
 
     async def admit(self, snapshot: Snapshot, targets: list[Target], body: dict, endpoint: str) -> None:
         """Reserve this call's estimate on every quota and limit, or refuse it."""
@@ -453,9 +498,11 @@ class Pipeline:
         drop it when the client did not ask for it."""
         call = self.call
         await self.start_stream()
+        seen: list[bytes] = []
         try:
             chunk = result.first
             while chunk is not None:
+                seen.append(chunk)
                 if b'"usage"' in chunk:
                     chunk = self.take_usage(chunk, wants_usage)
                 if chunk is not None:
@@ -470,6 +517,7 @@ class Pipeline:
             return
         finally:
             await result.rest.aclose()
+        await self.store_stream(seen)
         await call.finish()
         await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
@@ -490,9 +538,11 @@ class Pipeline:
         call = self.call
         converter = OpenAIToAnthropicStream(model, input_tokens_hint=call.prompt_estimate)
         await self.start_stream()
+        seen: list[bytes] = []
         try:
             chunk = result.first
             while chunk is not None:
+                seen.append(chunk)
                 if b'"content"' in chunk:
                     call.streamed_chunks += 1
                 events = converter.feed(jsonfast.loads(chunk))
@@ -506,6 +556,7 @@ class Pipeline:
         finally:
             await result.rest.aclose()
             call.usage = Usage.from_openai(converter.usage)
+        await self.store_stream(seen)
         await call.finish()
         await self.send(
             {"type": "http.response.body", "body": b"".join(sse_event(n, d) for n, d in converter.finish())}

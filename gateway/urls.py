@@ -38,7 +38,7 @@ urlpatterns = [
     path("v1/config/status", providers_api.config_status),
     path("api/v1/health", views.api_health),
     re_path(r"^api/v1/usage/summary/?$", usage_api.summary),
-    re_path(r"^api/v1/usage/by-(?P<group>provider|service|model|key|customer)/?$", usage_api.by_group),
+    re_path(r"^api/v1/usage/by-(?P<group>(?:provider|service|model|key|customer))/?$", usage_api.by_group),
     re_path(r"^api/v1/usage/timeseries/?$", usage_api.timeseries),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),

@@ -52,7 +52,9 @@ DEFAULTS: dict[str, Any] = {
         # None: settings.MAX_REQUEST_BYTES (filled in by runtime_settings()).
         "max_request_bytes": None,
     },
-    "cache": {"enabled": True, "ttl": 3600, "max_entries": 10000},
+    # Off unless configured: an exact-match cache would hand identical answers to
+    # clients that sample on purpose (as LiteLLM and Portkey, it is opt-in).
+    "cache": {"enabled": False, "ttl": 3600, "max_entries": 10000},
     "circuit_breaker": {"failure_threshold": 5, "recovery_timeout": 60, "half_open_max_calls": 3},
     "default_model": None,
     **{name: {"enabled": False} for name in ADVANCED_SECTIONS},

@@ -5,11 +5,13 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts import keycache
+from gateway import response_cache
 from providers import registry
 from providers.circuit import circuits
 from tests.factory import Factory, World
 from tests.live import LiveGateway
 from tests.mock_upstream import mock_upstream  # noqa: F401  (fixture)
+from usage import limits
 
 ADMIN_KEY = "test-bootstrap-admin-key-0123456789"
 
@@ -20,6 +22,8 @@ def reset_process_state() -> None:
     cache.clear()  # with Redis: FLUSHDB of the test database, shared keys included
     keycache.clear_local()
     registry.reset_local()
+    response_cache.memory.clear()
+    limits.memory.reset()
     circuits.reset_local()
 
 
@@ -33,11 +37,12 @@ def _isolated(settings):
 
 
 @pytest.fixture(scope="session")
-def live_gateway(django_db_setup):
-    # After the test database exists, and stopped before it is dropped.
+def live_gateway(django_db_setup, django_db_blocker):
+    # After the test database exists, and stopped (its last usage written) before it is dropped.
     server = LiveGateway()
     yield server
-    server.stop()
+    with django_db_blocker.unblock():
+        server.stop()
 
 
 @pytest.fixture

@@ -50,7 +50,13 @@ class LiveGateway:
     def stop(self) -> None:
         # The server's database work ran in asgiref's sync thread: close its
         # connections there, or PostgreSQL cannot drop the test database.
-        closing = asyncio.run_coroutine_threadsafe(sync_to_async(connections.close_all)(), self.loop)
+        from usage import recorder
+
+        def finish() -> None:
+            recorder.flush_sync()  # while the test database still exists
+            connections.close_all()
+
+        closing = asyncio.run_coroutine_threadsafe(sync_to_async(finish)(), self.loop)
         closing.result(timeout=10)
         self.server.should_exit = True
         self.thread.join(timeout=10)

@@ -74,7 +74,7 @@ def _ensure_background_task() -> None:
     if task is None or task.done():
         _tasks[loop] = loop.create_task(_run())
     if not _atexit_registered:
-        atexit.register(flush_sync)
+        atexit.register(_flush_at_exit)
         _atexit_registered = True
 
 
@@ -85,6 +85,13 @@ async def _run() -> None:
             await database_sync_to_async(flush_sync)()
         except Exception:
             logger.exception("Writing usage records failed; will retry")
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush_sync()
+    except Exception:
+        logger.exception("Could not write %d usage records at exit", len(_buffer))
 
 
 def pending() -> int:

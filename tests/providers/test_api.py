@@ -380,4 +380,4 @@ def test_config_reload_of_a_missing_file_is_400(db, admin_api, tmp_path, setting
 def test_config_status_before_any_config(db, admin_api):
     body = admin_api.get("/v1/config/status").json()
     assert body["loaded"] is False and body["source"] is None
-    assert body["sections"]["cache"] == {"enabled": True, "ttl": 3600, "max_entries": 10000}
+    assert body["sections"]["cache"] == {"enabled": False, "ttl": 3600, "max_entries": 10000}

@@ -151,7 +151,7 @@ def test_runtime_settings_merges_the_file_over_defaults(tmp_path, settings):
 
 def test_runtime_settings_without_a_config_are_the_defaults(db):
     current = runtime_settings()
-    assert current["cache"] == DEFAULTS["cache"] == {"enabled": True, "ttl": 3600, "max_entries": 10000}
+    assert current["cache"] == DEFAULTS["cache"] == {"enabled": False, "ttl": 3600, "max_entries": 10000}
     assert current["circuit_breaker"] == {"failure_threshold": 5, "recovery_timeout": 60, "half_open_max_calls": 3}
     assert current["limits"]["max_concurrent_requests"] == 500 and current["limits"]["default_key_rpm"] == 600
 
