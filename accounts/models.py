@@ -12,7 +12,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -48,19 +48,26 @@ class QuotaPeriod(models.TextChoices):
     MONTHLY = "monthly", "Monthly"
 
 
+# Explicit, so SQLite (64-bit integers) refuses what PostgreSQL could not store.
+INT_RANGE = [MaxValueValidator(2**31 - 1)]
+BIGINT_RANGE = [MaxValueValidator(2**63 - 1)]
+
+
 class Limits(models.Model):
     """Quota, budget and rate-limit fields shared by tenants, users and keys.
 
     Empty means "no limit at this level"; every level that sets one applies.
     """
 
-    token_quota = models.PositiveBigIntegerField(null=True, blank=True, help_text="Tokens per period.")
+    token_quota = models.PositiveBigIntegerField(
+        null=True, blank=True, validators=BIGINT_RANGE, help_text="Tokens per period."
+    )
     budget_usd = models.DecimalField(
         max_digits=14, decimal_places=6, null=True, blank=True, help_text="USD per period."
     )
     quota_period = models.CharField(max_length=10, choices=QuotaPeriod.choices, default=QuotaPeriod.TOTAL)
-    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
-    tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
+    rpm = models.PositiveIntegerField(null=True, blank=True, validators=INT_RANGE, help_text="Requests per minute.")
+    tpm = models.PositiveIntegerField(null=True, blank=True, validators=INT_RANGE, help_text="Tokens per minute.")
 
     class Meta:
         abstract = True
@@ -127,7 +134,9 @@ class ApiKey(Limits):
     prefix = models.CharField(max_length=DISPLAY_PREFIX_LEN, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     is_admin = models.BooleanField(default=False, help_text="May manage its own tenant through the management API.")
-    max_parallel = models.PositiveIntegerField(null=True, blank=True, help_text="Concurrent requests at most.")
+    max_parallel = models.PositiveIntegerField(
+        null=True, blank=True, validators=INT_RANGE, help_text="Concurrent requests at most."
+    )
     allowed_models = models.JSONField(default=list, blank=True, help_text="Model names this key may use; empty = all.")
     expires_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)

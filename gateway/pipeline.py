@@ -159,11 +159,11 @@ class Call:
 
     def usage_fields(self) -> dict:
         usage = self.usage
-        estimated = usage is None and self.attempt.target is not None
+        # No usage reported, yet the upstream worked (the client left, or it does
+        # not report usage): bill what we can see, flagged. A failed call bills nothing.
+        estimated = usage is None and self.attempt.target is not None and (self.status == 200 or self.disconnected)
         if usage is None:
-            # The upstream never reported usage (client left mid-stream, or it
-            # does not report): bill what we can see, and say it is estimated.
-            usage = Usage(self.prompt_estimate if estimated else 0, self.streamed_chunks)
+            usage = Usage(self.prompt_estimate, self.streamed_chunks) if estimated else Usage()
         upstream_model = self.upstream_model
         priced_model = upstream_model or self.requested_model
         cached = self.cached is not None

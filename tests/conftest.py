@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import atexit
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -11,7 +13,7 @@ from providers.circuit import circuits
 from tests.factory import Factory, World
 from tests.live import LiveGateway
 from tests.mock_upstream import mock_upstream  # noqa: F401  (fixture)
-from usage import limits
+from usage import limits, recorder
 
 ADMIN_KEY = "test-bootstrap-admin-key-0123456789"
 
@@ -43,6 +45,8 @@ def live_gateway(django_db_setup, django_db_blocker):
     yield server
     with django_db_blocker.unblock():
         server.stop()
+    # Everything was written by stop(); at interpreter exit the test database is gone.
+    atexit.unregister(recorder._flush_at_exit)
 
 
 @pytest.fixture

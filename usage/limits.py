@@ -43,7 +43,7 @@ PARALLEL_TTL = 600  # a crashed process's in-flight counts fade out after this
 USAGE_QUEUE = "gw:usage:queue"
 LEVEL_FIELDS = {"key": "key_id", "user": "user_id", "tenant": "tenant_id"}
 
-ADMIT_SCRIPT = """
+ADMIT_SCRIPT = shared.LuaScript("""
 local values = {}
 for i = 1, #KEYS do
   local base = (i - 1) * 4
@@ -59,9 +59,9 @@ for i = 1, #KEYS do
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return {1, 0, unpack(values)}
-"""
+""")
 
-SETTLE_SCRIPT = """
+SETTLE_SCRIPT = shared.LuaScript("""
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 for i = 3, #KEYS do
   local delta = tonumber(ARGV[i])
@@ -69,7 +69,7 @@ for i = 3, #KEYS do
 end
 if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return 1
-"""
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +294,12 @@ async def _seed_missing(missing: list[Check]) -> None:
             await redis.set(check.key, value, nx=True, ex=check.ttl or None)
 
 
+async def _missing_in_redis(redis, checks: list[Check]) -> list[Check]:
+    rebuilt = [c for c in checks if c.rebuilt]
+    values = await redis.mget([c.key for c in rebuilt])
+    return [c for c, value in zip(rebuilt, values, strict=True) if value is None]
+
+
 async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admission:
     """Reserve `tokens` and `nano_usd` on every level, or raise 403/429."""
     checks, header_limits = plan(key, tokens, nano_usd, limits)
@@ -308,7 +314,7 @@ async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admis
             args = []
             for check in checks:
                 args += [check.limit, check.add, check.ttl, 1 if check.rebuilt else 0]
-            result = await redis.eval(ADMIT_SCRIPT, len(checks), *(c.key for c in checks), *args)
+            result = await ADMIT_SCRIPT(redis, [c.key for c in checks], args)
             status, index, values = int(result[0]), int(result[1]) - 1, [int(v) for v in result[2:]]
         else:
             status, index, values = 1, 0, []
@@ -316,7 +322,7 @@ async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admis
             return Admission(checks, values, tokens, nano_usd, headers=rate_headers(checks, values, header_limits))
         if status == 0:
             raise refusal(checks[index], time.time())
-        await _seed_missing([checks[index]] if redis is not None else memory.missing(checks))
+        await _seed_missing(await _missing_in_redis(redis, checks) if redis is not None else memory.missing(checks))
     raise GatewayError("rate_limited", "Could not read quota counters; try again.", headers={"Retry-After": "1"})
 
 
@@ -350,7 +356,7 @@ async def settle(request_id: str, admission: Admission | None, tokens: int, nano
     if redis is None:
         return memory.settle(marker, deltas)
     keys = [marker, USAGE_QUEUE, *(key for key, _ in deltas)]
-    done = await redis.eval(SETTLE_SCRIPT, len(keys), *keys, SETTLED_TTL, record, *(d for _, d in deltas))
+    done = await SETTLE_SCRIPT(redis, keys, [SETTLED_TTL, record, *(d for _, d in deltas)])
     return bool(done)
 
 
@@ -381,7 +387,7 @@ async def try_provider(upstream) -> list[Check] | None:
         args = []
         for check in checks:
             args += [check.limit, check.add, check.ttl, 0]
-        status = int((await redis.eval(ADMIT_SCRIPT, len(checks), *(c.key for c in checks), *args))[0])
+        status = int((await ADMIT_SCRIPT(redis, [c.key for c in checks], args))[0])
     return checks if status == 1 else None
 
 

@@ -9,6 +9,7 @@ per loop (tests start several loops).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import weakref
 
 import redis
@@ -41,3 +42,18 @@ def async_redis() -> aredis.Redis | None:
         client = aredis.Redis.from_url(settings.REDIS_URL)
         _async_clients[loop] = client
     return client
+
+
+class LuaScript:
+    """A Lua script run by its SHA (EVALSHA), sent in full only when Redis does
+    not know it yet (first use, or after a restart or SCRIPT FLUSH)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(self, client: aredis.Redis, keys: list, args: list):
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)

@@ -67,7 +67,16 @@ def test_genkey_json_and_all_options(world):
 
 @pytest.mark.parametrize(
     "extra",
-    [["--rpm", "-1"], ["--max-parallel", "many"], ["--models", "bad model"], ["--expires-in-days", "0"]],
+    [
+        ["--rpm", "-1"],
+        ["--max-parallel", "many"],
+        ["--models", "bad model"],
+        ["--expires-in-days", "0"],
+        ["--expires-in-days", "99999999999"],
+        ["--budget-usd", "1000000000"],
+        ["--rpm", "10000000000"],
+        ["--token-quota", str(2**63)],
+    ],
 )
 def test_genkey_bad_input_fails_and_creates_nothing(db, extra):
     with pytest.raises(CommandError):
@@ -149,6 +158,8 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
         ["revoke_key", "--id", "999"],
         ["revoke_key", "--user", "ann", "--tenant", "nowhere"],
         ["genkey", "--tenant", "acme"],
+        ["genkey", "--tenant", "acme", "--user", "ann", "--budget-usd", "1000000000"],
+        ["create_tenant", "big", "--tpm", "99999999999"],
     ):
         result = cli(*args, sqlite=sqlite)
         assert result.returncode != 0, args

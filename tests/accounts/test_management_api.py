@@ -236,3 +236,20 @@ def test_browsable_api_renders_for_staff(world, client, django_user_model):
 def test_schema_and_docs_are_served(db, client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("token_quota", 2**63),
+        ("rpm", 2**31),
+        ("tpm", 10**11),
+        ("budget_usd", "1000000000"),
+        ("budget_usd", "0.0000001"),
+    ],
+)
+def test_out_of_range_numbers_are_400_not_a_database_error(world, admin_api, field, value):
+    response = admin_api.post("/api/v1/tenants/", {"name": "huge", field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["param"] == field
+    assert not Tenant.objects.filter(name="huge").exists()

@@ -304,3 +304,13 @@ def test_period_boundaries_are_utc():
     assert period_of("monthly", now)[:2] == ("m202603", datetime(2026, 3, 1, tzinfo=UTC))
     assert period_of("total", now)[:2] == ("t", None)
     assert period_of("daily", now + timedelta(hours=1))[0] == "d20260401"
+
+
+def test_quotas_and_budgets_on_every_level_at_once(live_gateway, proxy_world, upstream):
+    """Six counters to rebuild on first use (tokens and USD on key, user and tenant)."""
+    for owner in (proxy_world.member_key, proxy_world.member, proxy_world.acme):
+        owner.token_quota = 10**9
+        owner.budget_usd = Decimal("1000")
+        owner.save()
+    assert post(live_gateway, proxy_world.member_raw).status_code == 200
+    assert post(live_gateway, proxy_world.member_raw).status_code == 200

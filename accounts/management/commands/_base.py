@@ -7,15 +7,31 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand
 
+# The columns' ranges: a number past them must be a one-line error, not a database error.
+INT_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+USD_MAX = Decimal("99999999.999999")  # DecimalField(max_digits=14, decimal_places=6)
+DAYS_MAX = 36500
 
-def positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must not be negative")
-    return value
+
+def whole_number(maximum: int):
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{raw!r} must not be negative")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{raw!r} is larger than {maximum}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(INT_MAX)
+big_int = whole_number(BIGINT_MAX)
+days = whole_number(DAYS_MAX)
 
 
 def usd(raw: str) -> Decimal:
@@ -25,11 +41,13 @@ def usd(raw: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
     if not value.is_finite() or value < 0:
         raise argparse.ArgumentTypeError(f"{raw!r} must be a non-negative amount")
-    return value
+    if value > USD_MAX:
+        raise argparse.ArgumentTypeError(f"{raw!r} is larger than {USD_MAX}")
+    return value.quantize(Decimal("0.000001"))
 
 
 def add_limit_arguments(parser) -> None:
-    parser.add_argument("--token-quota", type=positive_int, help="tokens per period")
+    parser.add_argument("--token-quota", type=big_int, help="tokens per period")
     parser.add_argument("--budget-usd", type=usd, help="USD per period")
     parser.add_argument("--rpm", type=positive_int, help="requests per minute")
     parser.add_argument("--tpm", type=positive_int, help="tokens per minute")

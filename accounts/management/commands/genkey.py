@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.management.commands._base import GatewayCommand, add_limit_arguments, limit_values, positive_int
+from accounts.management.commands._base import GatewayCommand, add_limit_arguments, days, limit_values, positive_int
 from accounts.models import ApiKey, ApiUser, Tenant, name_validator
 from gateway.lib.names import MODEL_NAME_RE
 
@@ -23,7 +23,7 @@ class Command(GatewayCommand):
         add_limit_arguments(parser)
         parser.add_argument("--max-parallel", type=positive_int)
         parser.add_argument("--models", default="", help="comma-separated models the key may use")
-        parser.add_argument("--expires-in-days", type=positive_int)
+        parser.add_argument("--expires-in-days", type=days)
         parser.add_argument("--admin", action="store_true", help="admin scope for the key's tenant")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
