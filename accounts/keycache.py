@@ -23,7 +23,8 @@ _local: dict[str, tuple[float, KeyInfo | None]] = {}
 def _limits(obj) -> dict:
     return {
         "token_quota": obj.token_quota,
-        "budget_usd": str(obj.budget_usd) if obj.budget_usd is not None else None,
+        # Integer nano-USD, as the quota counters count: no Decimal on the request path.
+        "budget_nano": int(obj.budget_usd * 10**9) if obj.budget_usd is not None else None,
         "quota_period": obj.quota_period,
         "rpm": obj.rpm,
         "tpm": obj.tpm,

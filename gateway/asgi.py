@@ -5,6 +5,7 @@ app; everything else (admin, management API, the `/v1` management paths) to Djan
 """
 
 import os
+import re
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 
@@ -13,19 +14,27 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 # Sets up Django (app registry) before anything imports models.
 django_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from gateway.consumer import V1Consumer  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": URLRouter(
-            [
-                re_path(r"^v1/(?:providers|config|rules|alerts)(?:/|$)", django_app),
-                re_path(r"^(?:v1/|api/v1/generate$)", V1Consumer()),
-                re_path(r"", django_app),
-            ]
-        )
-    }
-)
+# /v1 paths that are management views (Django), not client traffic.
+MANAGEMENT_V1 = re.compile(r"/v1/(?:providers|config|rules|alerts)(?:/|$)")
+
+
+class HttpDispatcher:
+    """Client paths to the proxy app, the rest to Django. Plain prefix checks:
+    this runs on every request, and a regex router was a visible share of it."""
+
+    def __init__(self, proxy, django) -> None:
+        self.proxy = proxy
+        self.django = django
+
+    def __call__(self, scope, receive, send):
+        path = scope["path"]
+        if (path.startswith("/v1/") and not MANAGEMENT_V1.match(path)) or path == "/api/v1/generate":
+            return self.proxy(scope, receive, send)
+        return self.django(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": HttpDispatcher(V1Consumer(), django_app)})

@@ -34,7 +34,7 @@ class CircuitConfig:
         return int(max(60, self.recovery_timeout * 2))
 
 
-FAIL_SCRIPT = """
+FAIL_SCRIPT = shared.LuaScript("""
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 if open_until > 0 or failures >= tonumber(ARGV[1]) then
@@ -43,7 +43,7 @@ if open_until > 0 or failures >= tonumber(ARGV[1]) then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {failures, tostring(open_until)}
-"""
+""")
 
 
 class Circuits:
@@ -102,9 +102,8 @@ class Circuits:
             if state[1] or state[0] >= config.failure_threshold:
                 state[1], state[2] = now + config.recovery_timeout, 0
             return
-        # EVAL, not a registered Script: the async client is per event loop. Failures are rare.
-        failures, open_until = await redis.eval(
-            FAIL_SCRIPT, 1, self._key(name), config.failure_threshold, now + config.recovery_timeout, config.window
+        failures, open_until = await FAIL_SCRIPT(
+            redis, [self._key(name)], [config.failure_threshold, now + config.recovery_timeout, config.window]
         )
         state[0], state[1] = int(failures), float(open_until)
 

@@ -18,7 +18,7 @@ WORKERS="${WORKERS:-2}"
 case "${SERVER:-uvicorn}" in
   uvicorn)
     exec "$PYTHON" -m uvicorn gateway.asgi:application --host "$HOST" --port "$PORT" --workers "$WORKERS" \
-      --loop uvloop --http httptools --lifespan off --no-access-log --log-level warning ;;
+      --loop uvloop --http httptools --lifespan off --no-access-log --no-proxy-headers --log-level warning ;;
   daphne)
     exec "$PYTHON" -m daphne -b "$HOST" -p "$PORT" gateway.asgi:application ;;
   *)

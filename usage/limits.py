@@ -126,21 +126,26 @@ def plan(
     minute = int(now.timestamp()) // WINDOW
     checks: list[Check] = []
     header_limits: dict = {"minute": minute}
+    periods: dict[str, tuple] = {}  # each period's bounds computed once per request
     levels = (
         ("key", key.id, key.key_limits),
         ("user", key.user_id, key.user_limits),
         ("tenant", key.tenant_id, key.tenant_limits),
     )
     for level, owner, own in levels:
-        suffix, start, ttl = period_of(own.get("quota_period") or "total", now)
-        if own.get("token_quota") is not None:
+        quota, budget = own.get("token_quota"), own.get("budget_nano")
+        if quota is not None or budget is not None:
+            period = own.get("quota_period") or "total"
+            if period not in periods:
+                periods[period] = period_of(period, now)
+            suffix, start, ttl = periods[period]
+        if quota is not None:
             checks.append(
                 Check(
                     f"gw:q:{level}:{owner}:{suffix}:t", "tokens", level, own["token_quota"], tokens, ttl, start, owner
                 )
             )
-        if own.get("budget_usd") is not None:
-            budget = to_nano(own["budget_usd"])
+        if budget is not None:
             checks.append(Check(f"gw:q:{level}:{owner}:{suffix}:c", "usd", level, budget, nano_usd, ttl, start, owner))
         rpm = own.get("rpm") or (limits.get("default_key_rpm") if level == "key" else None)
         tpm = own.get("tpm") or (limits.get("default_key_tpm") if level == "key" else None)

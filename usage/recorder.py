@@ -16,10 +16,12 @@ import atexit
 import logging
 import uuid
 import weakref
+from datetime import datetime
 from decimal import Decimal
 
 import orjson
 from channels.db import database_sync_to_async
+from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from gateway.lib import shared
@@ -33,6 +35,8 @@ BATCH = 1000
 MAX_BUFFER = 100_000
 DRAIN_LOCK = "gw:usage:drain-lock"
 
+# What a record that leaves a field out stores there (the model's defaults; "" for text).
+DEFAULTS = {f.attname: f.get_default() for f in UsageRecord._meta.concrete_fields if not f.primary_key}
 _buffer: list[dict] = []
 _tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _atexit_registered = False
@@ -49,8 +53,35 @@ def decode(raw: bytes) -> dict:
     return fields
 
 
+def _columns() -> tuple[str, list[str]]:
+    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(UsageRecord._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('request_id')}) DO NOTHING"
+    )
+    return sql, names
+
+
 def write(batch: list[dict]) -> None:
-    UsageRecord.objects.bulk_create([UsageRecord(**fields) for fields in batch], ignore_conflicts=True)
+    """Insert a batch; a request_id already there is skipped (a batch written twice).
+
+    Plain executemany rather than bulk_create: no model instances, no query
+    compiling, which at a thousand records a second is most of the cost.
+    """
+    sql, names = _columns()
+    rows = [tuple(_db_value(fields.get(name, DEFAULTS.get(name))) for name in names) for fields in batch]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _db_value(value):
+    if isinstance(value, datetime) and connection.vendor == "sqlite":
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, Decimal) and connection.vendor == "sqlite":
+        return connection.ops.adapt_decimalfield_value(value, 18, 8)
+    return value
 
 
 async def submit(fields: dict, admission: limits.Admission | None, tokens: int, nano_usd: int) -> None:

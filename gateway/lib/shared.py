@@ -33,14 +33,21 @@ def sync_redis() -> redis.Redis | None:
     return _sync_client
 
 
+_last: tuple = (None, None)  # (loop, client): the common case is one loop per process
+
+
 def async_redis() -> aredis.Redis | None:
+    global _last
     if not settings.REDIS_URL:
         return None
     loop = asyncio.get_running_loop()
+    if _last[0] is loop:
+        return _last[1]
     client = _async_clients.get(loop)
     if client is None:
         client = aredis.Redis.from_url(settings.REDIS_URL)
         _async_clients[loop] = client
+    _last = (loop, client)
     return client
 
 

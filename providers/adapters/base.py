@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.lib import jsonfast
-from gateway.lib.http import client
+from gateway.lib.http import transport
 from providers.models import mask_secret
 from providers.registry import Upstream
 
@@ -90,6 +90,37 @@ class Adapter:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
+        seconds = upstream.timeout
+        self._timeout = {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}
+        self._urls: dict[str, httpx.URL] = {}
+
+    def url(self, path: str) -> httpx.URL:
+        """The upstream URL for a path, parsed once per adapter."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.upstream.base_url + path)
+        return url
+
+    async def send(self, method: str, path: str, content: bytes = b"") -> httpx.Response:
+        """Send through the pooled transport; the caller reads and closes the response."""
+        request = httpx.Request(
+            method, self.url(path), headers=self.headers(), content=content, extensions={"timeout": self._timeout}
+        )
+        try:
+            return await transport().handle_async_request(request)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+
+    async def fetch(self, method: str, path: str, content: bytes = b"") -> httpx.Response:
+        """Send and read the whole answer."""
+        response = await self.send(method, path, content)
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc) from None
+        finally:
+            await response.aclose()
+        return response
 
     def headers(self) -> dict[str, str]:
         """Request headers for the upstream, its key included."""
@@ -109,10 +140,7 @@ class Adapter:
         raise NotImplementedError
 
     async def list_models(self) -> list[str]:
-        try:
-            response = await client().get(self.models_url(), headers=self.headers(), timeout=self.timeout())
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from None
+        response = await self.fetch("GET", self.models_path)
         if response.status_code >= 300:
             raise self.status_error(response)
         return model_ids(self.parse_json(response))
@@ -120,26 +148,14 @@ class Adapter:
     # --- helpers for HTTP adapters ------------------------------------------
 
     async def post_json(self, path: str, content: bytes) -> dict:
-        try:
-            response = await client().post(
-                self.upstream.base_url + path, content=content, headers=self.headers(), timeout=self.timeout()
-            )
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from None
+        response = await self.fetch("POST", path, content)
         if response.status_code >= 300:
             raise self.status_error(response)
         return self.parse_json(response)
 
     async def post_stream(self, path: str, content: bytes) -> AsyncIterator[tuple[str | None, bytes]]:
         """The upstream's server-sent events; the response is closed however the iteration ends."""
-        http = client()
-        request = http.build_request(
-            "POST", self.upstream.base_url + path, content=content, headers=self.headers(), timeout=self.timeout()
-        )
-        try:
-            response = await http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise self.transport_error(exc) from None
+        response = await self.send("POST", path, content)
         try:
             if response.status_code >= 300:
                 await response.aread()
@@ -150,10 +166,6 @@ class Adapter:
             raise self.transport_error(exc) from None
         finally:
             await response.aclose()
-
-    def timeout(self) -> httpx.Timeout:
-        seconds = self.upstream.timeout
-        return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
     def scrub(self, text: str) -> str:
         key = self.upstream.api_key
