@@ -83,5 +83,6 @@ kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=
 
 [ "${PEERS[0]}" = none ] && exit 0
 echo "== peers: ${PEERS[*]}"
-REPEAT="$REPEAT" "$HARNESS/run_peers.sh" "${PEERS[@]}"
+# The peers get none of our environment (LiteLLM would pick up DATABASE_URL).
+env -u DATABASE_URL -u REDIS_URL -u GATEWAY_CONFIG REPEAT="$REPEAT" "$HARNESS/run_peers.sh" "${PEERS[@]}"
 python3 "$HARNESS/lib/summarize.py" || true

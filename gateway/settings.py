@@ -148,6 +148,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "gateway.errors.drf_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ManagementRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -158,6 +159,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# Management API: requests per caller and endpoint (django-ratelimit); empty = no limit.
+MANAGEMENT_RATE_LIMIT = env_str("MANAGEMENT_RATE_LIMIT", "600/m")
+RATELIMIT_USE_CACHE = "default"
 
 # --- Internationalization and static files ----------------------------------
 LANGUAGE_CODE = "en-us"

@@ -4,7 +4,7 @@ import logging
 
 from django.db import connection
 from django.http import JsonResponse
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
@@ -16,6 +16,7 @@ logger = logging.getLogger("gateway")
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])
+@throttle_classes([])  # load balancers poll it
 def api_health(request):
     """Liveness of this process and its database; no auth, so load balancers can call it."""
     try:
