@@ -85,4 +85,4 @@ kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=
 echo "== peers: ${PEERS[*]}"
 # The peers get none of our environment (LiteLLM would pick up DATABASE_URL).
 env -u DATABASE_URL -u REDIS_URL -u GATEWAY_CONFIG REPEAT="$REPEAT" "$HARNESS/run_peers.sh" "${PEERS[@]}"
-python3 "$HARNESS/lib/summarize.py" || true
+python3 "$HARNESS/lib/summarize.py" bench/results/*.json || true
