@@ -12,5 +12,7 @@ RUN useradd --create-home gateway && chown -R gateway /app
 USER gateway
 
 EXPOSE 8000
-# Migrate, then serve ASGI. Set DATABASE_URL / REDIS_URL / SECRET_KEY / GATEWAY_ADMIN_KEY in the environment.
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py loadconfig --if-exists && exec daphne -b \"$HOST\" -p \"$PORT\" gateway.asgi:application"]
+# Migrate, apply gateway.yaml, serve with $WORKERS uvicorn workers (scripts/serve.sh).
+# Set DATABASE_URL / REDIS_URL / SECRET_KEY / GATEWAY_ADMIN_KEY in the environment.
+ENV WORKERS=2 PYTHON_BIN=python
+CMD ["scripts/serve.sh"]

@@ -14,14 +14,16 @@ USD_MAX = Decimal("99999999.999999")  # DecimalField(max_digits=14, decimal_plac
 DAYS_MAX = 36500
 
 
-def whole_number(maximum: int):
+def whole_number(maximum: int, minimum: int = 0):
+    """An argparse type: a whole number in [minimum, maximum]."""
+
     def parse(raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{raw!r} must not be negative")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{raw!r} must be {minimum} or more")
         if value > maximum:
             raise argparse.ArgumentTypeError(f"{raw!r} is larger than {maximum}")
         return value
@@ -31,7 +33,7 @@ def whole_number(maximum: int):
 
 positive_int = whole_number(INT_MAX)
 big_int = whole_number(BIGINT_MAX)
-days = whole_number(DAYS_MAX)
+days = whole_number(DAYS_MAX, minimum=1)
 
 
 def usd(raw: str) -> Decimal:

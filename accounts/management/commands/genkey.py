@@ -39,8 +39,6 @@ class Command(GatewayCommand):
                 raise CommandError(f"invalid model name {model!r}")
         if len(options["name"]) > 100:
             raise CommandError("--name is longer than 100 characters")
-        if options["expires_in_days"] == 0:
-            raise CommandError("--expires-in-days must be at least 1")
         fields = limit_values(options)
         if options["max_parallel"] is not None:
             fields["max_parallel"] = options["max_parallel"]

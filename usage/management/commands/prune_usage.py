@@ -1,30 +1,21 @@
 from __future__ import annotations
 
-import argparse
 from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.management.commands._base import GatewayCommand
+from accounts.management.commands._base import GatewayCommand, days, whole_number
 from usage.models import UsageRecord
-
-
-def at_least_one(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be 1 or more")
-    return value
 
 
 class Command(GatewayCommand):
     help = "Delete usage records older than N days, a batch at a time."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than-days", type=at_least_one, required=True, metavar="N")
-        parser.add_argument("--batch-size", type=at_least_one, default=5000, help="rows per DELETE (default 5000)")
+        parser.add_argument("--older-than-days", type=days, required=True, metavar="N")
+        parser.add_argument(
+            "--batch-size", type=whole_number(100_000, minimum=1), default=5000, help="rows per DELETE (default 5000)"
+        )
 
     def handle(self, *args, **options):
         cutoff = timezone.now() - timedelta(days=options["older_than_days"])
