@@ -628,8 +628,9 @@ class _Handler(BaseHTTPRequestHandler):
             if delay and mock._sleep(delay):
                 self._drop()
                 return
-            self._write_chunk(payload.encode())
+            # Counted before the write: a fast client may read the event before this thread runs on.
             mock._event_sent()
+            self._write_chunk(payload.encode())
         self._write_chunk(b"")
         mock.stream_done.set()
 
@@ -740,7 +741,7 @@ class MockUpstream:
 
     @property
     def stream_events_sent(self) -> int:
-        """SSE events written (including `data: [DONE]`) since start/reset, across all requests."""
+        """SSE events handed to the socket (including `data: [DONE]`) since start/reset, across all requests."""
         with self._lock:
             return self._events_sent
 
