@@ -493,33 +493,48 @@ class Pipeline:
     async def write(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
 
-    async def relay_openai_stream(self, result: Streamed, wants_usage: bool) -> None:
-        """Relay chunks as they arrive; keep the usage chunk for accounting and
-        drop it when the client did not ask for it."""
-        call = self.call
+    async def relay(self, result: Streamed, translate, error_event) -> bool:
+        """Relay a stream as its chunks arrive, each through `translate` (bytes to
+        send, or None), and cache it once complete. False when the upstream broke
+        mid-stream (the client was told in-band with `error_event(error)`)."""
         await self.start_stream()
         seen: list[bytes] = []
         try:
             chunk = result.first
             while chunk is not None:
                 seen.append(chunk)
-                if b'"usage"' in chunk:
-                    chunk = self.take_usage(chunk, wants_usage)
-                if chunk is not None:
-                    if b'"content"' in chunk or b'"text"' in chunk:
-                        call.streamed_chunks += 1
-                    await self.write(b"data: " + chunk + b"\n\n")
+                out = translate(chunk)
+                if out:
+                    await self.write(out)
                 chunk = await anext(result.rest, None)
         except UpstreamError as error:
-            await self.stream_failed(
-                error, b"data: " + error_json_bytes(GatewayError("upstream_error", error.message)) + b"\n\n"
-            )
-            return
+            await self.stream_failed(error, error_event(error))
+            return False
         finally:
             await result.rest.aclose()
         await self.store_stream(seen)
-        await call.finish()
-        await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        return True
+
+    async def relay_openai_stream(self, result: Streamed, wants_usage: bool) -> None:
+        """OpenAI SSE out; keep the usage chunk for accounting and drop it when
+        the client did not ask for it."""
+        call = self.call
+
+        def translate(chunk: bytes) -> bytes | None:
+            if b'"usage"' in chunk:
+                chunk = self.take_usage(chunk, wants_usage)
+                if chunk is None:
+                    return None
+            if b'"content"' in chunk or b'"text"' in chunk:
+                call.streamed_chunks += 1
+            return b"data: " + chunk + b"\n\n"
+
+        def error_event(error: UpstreamError) -> bytes:
+            return b"data: " + error_json_bytes(GatewayError("upstream_error", error.message)) + b"\n\n"
+
+        if await self.relay(result, translate, error_event):
+            await call.finish()
+            await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     def take_usage(self, chunk: bytes, wants_usage: bool) -> bytes | None:
         data = jsonfast.loads(chunk)
@@ -535,32 +550,27 @@ class Pipeline:
         return jsonfast.dumps(data)
 
     async def relay_anthropic_stream(self, result: Streamed, model: str) -> None:
+        """Anthropic SSE events out, translated from the OpenAI chunks."""
         call = self.call
         converter = OpenAIToAnthropicStream(model, input_tokens_hint=call.prompt_estimate)
-        await self.start_stream()
-        seen: list[bytes] = []
+
+        def translate(chunk: bytes) -> bytes | None:
+            if b'"content"' in chunk:
+                call.streamed_chunks += 1
+            events = converter.feed(jsonfast.loads(chunk))
+            return b"".join(sse_event(name, data) for name, data in events) if events else None
+
+        def error_event(error: UpstreamError) -> bytes:
+            return sse_event("error", {"type": "error", "error": {"type": "api_error", "message": error.message}})
+
         try:
-            chunk = result.first
-            while chunk is not None:
-                seen.append(chunk)
-                if b'"content"' in chunk:
-                    call.streamed_chunks += 1
-                events = converter.feed(jsonfast.loads(chunk))
-                if events:
-                    await self.write(b"".join(sse_event(name, data) for name, data in events))
-                chunk = await anext(result.rest, None)
-        except UpstreamError as error:
-            payload = {"type": "error", "error": {"type": "api_error", "message": error.message}}
-            await self.stream_failed(error, sse_event("error", payload))
-            return
+            completed = await self.relay(result, translate, error_event)
         finally:
-            await result.rest.aclose()
             call.usage = Usage.from_openai(converter.usage)
-        await self.store_stream(seen)
-        await call.finish()
-        await self.send(
-            {"type": "http.response.body", "body": b"".join(sse_event(n, d) for n, d in converter.finish())}
-        )
+        if completed:
+            await call.finish()
+            closing = b"".join(sse_event(name, data) for name, data in converter.finish())
+            await self.send({"type": "http.response.body", "body": closing})
 
     async def stream_failed(self, error: UpstreamError, event: bytes) -> None:
         """The upstream broke mid-stream: tell the client in-band and end the stream."""
