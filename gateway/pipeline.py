@@ -153,9 +153,8 @@ class Call:
         fields = self.usage_fields()
         # A cached answer used no upstream tokens: it is recorded with its tokens, but not charged.
         tokens = 0 if fields["cached"] else fields["input_tokens"] + fields["output_tokens"]
-        if self.admission is not None:
-            self.admission.provider_checks = self.attempt.provider_checks
-        await recorder.submit(fields, self.admission, tokens, limits.to_nano(fields["cost_usd"]))
+        nano_usd = limits.to_nano(fields["cost_usd"])
+        await recorder.submit(fields, self.admission, tokens, nano_usd, self.attempt.provider_checks)
 
     def usage_fields(self) -> dict:
         usage = self.usage

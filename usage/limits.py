@@ -96,9 +96,7 @@ class Admission:
     values: list[int]
     tokens: int  # reserved estimate
     nano_usd: int
-    settled: bool = False
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    provider_checks: list[Check] = field(default_factory=list)  # of the provider that served it
 
 
 def period_of(period: str, now: datetime) -> tuple[str, datetime | None, int]:
@@ -305,6 +303,21 @@ async def _missing_in_redis(redis, checks: list[Check]) -> list[Check]:
     return [c for c, value in zip(rebuilt, values, strict=True) if value is None]
 
 
+async def _reserve(redis, checks: list[Check]) -> tuple[int, int, list[int]]:
+    """One atomic check-and-reserve over `checks`: (1, 0, new values) when all
+    pass; (0, i, _) when check i is at its limit; (-1, i, _) when a rebuilt
+    counter is missing."""
+    if not checks:
+        return 1, 0, []
+    if redis is None:
+        return memory.admit(checks)
+    args = []
+    for check in checks:
+        args += [check.limit, check.add, check.ttl, 1 if check.rebuilt else 0]
+    result = await ADMIT_SCRIPT(redis, [c.key for c in checks], args)
+    return int(result[0]), int(result[1]) - 1, [int(v) for v in result[2:]]
+
+
 async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admission:
     """Reserve `tokens` and `nano_usd` on every level, or raise 403/429."""
     checks, header_limits = plan(key, tokens, nano_usd, limits)
@@ -314,15 +327,7 @@ async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admis
             missing = memory.missing(checks)
             if missing:
                 await _seed_missing(missing)
-            status, index, values = memory.admit(checks)
-        elif checks:
-            args = []
-            for check in checks:
-                args += [check.limit, check.add, check.ttl, 1 if check.rebuilt else 0]
-            result = await ADMIT_SCRIPT(redis, [c.key for c in checks], args)
-            status, index, values = int(result[0]), int(result[1]) - 1, [int(v) for v in result[2:]]
-        else:
-            status, index, values = 1, 0, []
+        status, index, values = await _reserve(redis, checks)
         if status == 1:
             return Admission(checks, values, tokens, nano_usd, headers=rate_headers(checks, values, header_limits))
         if status == 0:
@@ -331,15 +336,16 @@ async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admis
     raise GatewayError("rate_limited", "Could not read quota counters; try again.", headers={"Retry-After": "1"})
 
 
-def adjustments(admission: Admission, tokens: int, nano_usd: int) -> list[tuple[str, int]]:
-    """What settlement adds to each counter: real usage minus reservation, and
-    the concurrency slots back (provider windows reserved nothing: all of it)."""
-    deltas = []
-    for check in admission.checks + admission.provider_checks:
-        if check.level == "provider":
-            if check.kind == "tpm":
-                deltas.append((check.key, tokens))
-            continue
+def adjustments(
+    admission: Admission | None, provider_limits: list[Check], tokens: int, nano_usd: int
+) -> list[tuple[str, int]]:
+    """What settlement adds to each counter: real usage minus reservation, the
+    concurrency slots back, and to the serving provider's TPM window (which
+    reserved nothing) all of it."""
+    deltas = [(check.key, tokens) for check in provider_limits if check.kind == "tpm"]
+    if admission is None:
+        return deltas
+    for check in admission.checks:
         if check.kind in ("tokens", "tpm"):
             deltas.append((check.key, tokens - admission.tokens))
         elif check.kind == "usd":
@@ -349,13 +355,18 @@ def adjustments(admission: Admission, tokens: int, nano_usd: int) -> list[tuple[
     return deltas
 
 
-async def settle(request_id: str, admission: Admission | None, tokens: int, nano_usd: int, record: bytes) -> bool:
+async def settle(
+    request_id: str,
+    admission: Admission | None,
+    tokens: int,
+    nano_usd: int,
+    record: bytes,
+    provider_limits: list[Check] = (),
+) -> bool:
     """Replace the reservation by real usage (once per request) and, with
     Redis, queue the usage record in the same round trip. Returns False when
     this request was already settled."""
-    deltas = adjustments(admission, tokens, nano_usd) if admission is not None else []
-    if admission is not None:
-        admission.settled = True
+    deltas = adjustments(admission, list(provider_limits), tokens, nano_usd)
     marker = f"gw:settled:{request_id}"
     redis = shared.async_redis()
     if redis is None:
@@ -383,16 +394,7 @@ def provider_checks(upstream) -> list[Check]:
 async def try_provider(upstream) -> list[Check] | None:
     """Take a slot in the provider's own limits; None when it is at its limit now."""
     checks = provider_checks(upstream)
-    if not checks:
-        return []
-    redis = shared.async_redis()
-    if redis is None:
-        status, _, _ = memory.admit(checks)
-    else:
-        args = []
-        for check in checks:
-            args += [check.limit, check.add, check.ttl, 0]
-        status = int((await ADMIT_SCRIPT(redis, [c.key for c in checks], args))[0])
+    status, _, _ = await _reserve(shared.async_redis(), checks)
     return checks if status == 1 else None
 
 

@@ -84,12 +84,13 @@ def _db_value(value):
     return value
 
 
-async def submit(fields: dict, admission: limits.Admission | None, tokens: int, nano_usd: int) -> None:
-    """Settle the request's reservation and record its usage (once)."""
+async def submit(
+    fields: dict, admission: limits.Admission | None, tokens: int, nano_usd: int, provider_limits: list = ()
+) -> None:
+    """Settle the request's reservation (and the serving provider's TPM) and record its usage, once."""
     with_redis = shared.enabled()
-    settled = await limits.settle(
-        fields["request_id"], admission, tokens, nano_usd, encode(fields) if with_redis else b""
-    )
+    record = encode(fields) if with_redis else b""
+    settled = await limits.settle(fields["request_id"], admission, tokens, nano_usd, record, provider_limits)
     if settled and not with_redis:
         if len(_buffer) >= MAX_BUFFER:
             logger.error("Usage buffer full (database down?): dropping the oldest record")
