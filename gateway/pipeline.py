@@ -29,7 +29,7 @@ from providers.adapters.anthropic_format import (
     sse_event,
 )
 from providers.circuit import circuits
-from providers.pricing import cost_usd, price_of
+from providers.pricing import cost_of, price_of
 from providers.registry import Snapshot, Target
 from providers.router import Attempt, ClientFault, Streamed, route
 from usage import limits, recorder
@@ -156,16 +156,28 @@ class Call:
         nano_usd = limits.to_nano(fields["cost_usd"])
         await recorder.submit(fields, self.admission, tokens, nano_usd, self.attempt.provider_checks)
 
+    def billed_usage(self) -> tuple[Usage, bool]:
+        """The usage to bill and whether it is an estimate.
+
+        No usage reported, yet the upstream worked (the client left, or it does
+        not report usage): bill what we can see, flagged. A failed call bills nothing."""
+        if self.usage is not None:
+            return self.usage, False
+        if self.attempt.target is not None and (self.status == 200 or self.disconnected):
+            return Usage(self.prompt_estimate, self.streamed_chunks), True
+        return Usage(), False
+
+    def cost(self, usage: Usage) -> tuple[Decimal, bool]:
+        """(USD cost, whether the model has a price). A cached answer costs nothing."""
+        model = self.upstream_model or self.requested_model
+        price = price_of(model, self.prices) if model else None
+        if self.cached is not None or price is None:
+            return Decimal(0), price is not None or not model
+        return cost_of(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens), True
+
     def usage_fields(self) -> dict:
-        usage = self.usage
-        # No usage reported, yet the upstream worked (the client left, or it does
-        # not report usage): bill what we can see, flagged. A failed call bills nothing.
-        estimated = usage is None and self.attempt.target is not None and (self.status == 200 or self.disconnected)
-        if usage is None:
-            usage = Usage(self.prompt_estimate, self.streamed_chunks) if estimated else Usage()
-        upstream_model = self.upstream_model
-        priced_model = upstream_model or self.requested_model
-        cached = self.cached is not None
+        usage, estimated = self.billed_usage()
+        cost, priced = self.cost(usage)
         key = self.key
         return {
             "created_at": self.created_at,
@@ -179,18 +191,16 @@ class Call:
             "endpoint": self.endpoint,
             "requested_model": self.requested_model,
             "provider": self.provider,
-            "upstream_model": upstream_model,
+            "upstream_model": self.upstream_model,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
-            "cost_usd": Decimal(0)
-            if cached
-            else cost_usd(priced_model, usage.input_tokens, usage.output_tokens, usage.cached_tokens, self.prices),
-            "priced": not priced_model or price_of(priced_model, self.prices) is not None,
+            "cost_usd": cost,
+            "priced": priced,
             "latency_ms": int(self.elapsed() * 1000),
             "status": self.status or 500,
             "error_code": self.error_code,
-            "cached": cached,
+            "cached": self.cached is not None,
             "stream": self.stream,
             "attempts": self.attempt.attempts,
             "disconnected": self.disconnected,
@@ -320,7 +330,7 @@ class Pipeline:
                 "model": reply.data.get("model") or call.upstream_model,
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
-                "cost_usd": float(call.usage_fields()["cost_usd"]),
+                "cost_usd": float(call.cost(usage)[0]),
                 "cached": call.cached is not None,
                 "latency_ms": int(call.elapsed() * 1000),
             },

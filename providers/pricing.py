@@ -3,6 +3,7 @@ the config's prices over built-in defaults. Unknown model: cost 0."""
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 # USD per 1M tokens: input, output, cached input.
@@ -48,6 +49,7 @@ BUILTIN_PRICES: dict[str, tuple[float, float, float | None]] = {
 MILLION = 1_000_000
 
 
+@functools.lru_cache(maxsize=1024)
 def builtin_price(model: str) -> tuple[float, float, float | None] | None:
     """A built-in price by exact name, else by the longest known family a dated or
     suffixed name belongs to (`gpt-4o-2024-08-06` -> `gpt-4o`, `claude-3-5-sonnet-latest`)."""
@@ -72,10 +74,13 @@ def price_of(model: str, overrides: dict[str, dict]) -> tuple[float, float, floa
     return builtin[0], builtin[1], builtin[2] if builtin[2] is not None else builtin[0]
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_tokens: int, overrides: dict) -> Decimal:
-    price = price_of(model, overrides)
-    if price is None:
-        return Decimal(0)
+def cost_of(price: tuple[float, float, float], input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
+    """USD for these tokens at a (input, output, cached input) price per 1M tokens."""
     uncached = max(0, input_tokens - cached_tokens)
     total = uncached * price[0] + cached_tokens * price[2] + output_tokens * price[1]
     return Decimal(str(round(total / MILLION, 8)))
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int, cached_tokens: int, overrides: dict) -> Decimal:
+    price = price_of(model, overrides)
+    return Decimal(0) if price is None else cost_of(price, input_tokens, output_tokens, cached_tokens)
