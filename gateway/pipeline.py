@@ -19,6 +19,7 @@ from accounts.auth import key_from_headers
 from gateway import response_cache
 from gateway.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
 from gateway.lib import jsonfast
+from gateway.lib.asgi import JSON_HEADERS, send_bytes, send_error
 from gateway.validation import VALIDATORS, parse_json_object
 from providers import registry
 from providers.adapters import Reply, UpstreamError, Usage
@@ -48,7 +49,6 @@ MODEL_PREFIX = "/v1/models/"
 DISCONNECTED_STATUS = 499  # nginx's "client closed request"
 DEFAULT_IMAGE_MODEL = "dall-e-2"
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def is_anthropic_path(path: str) -> bool:
@@ -469,10 +469,7 @@ class Pipeline:
 
     async def send_json(self, status: int, payload: dict) -> None:
         await self.call.finish()
-        await self.send(
-            {"type": "http.response.start", "status": status, "headers": JSON_HEADERS + self.call.response_headers()}
-        )
-        await self.send({"type": "http.response.body", "body": jsonfast.dumps(payload)})
+        await send_bytes(self.send, status, jsonfast.dumps(payload), JSON_HEADERS + self.call.response_headers())
         self.started_response = True
 
     async def respond_json(self, status: int, payload: dict) -> None:
@@ -486,11 +483,7 @@ class Pipeline:
         if self.started_response:
             return  # a stream already under way was ended by its relay
         await call.finish()
-        body = err.body(self.anthropic)
-        headers = JSON_HEADERS + call.response_headers()
-        headers += [(name.lower().encode(), str(value).encode()) for name, value in err.headers.items()]
-        await self.send({"type": "http.response.start", "status": err.status, "headers": headers})
-        await self.send({"type": "http.response.body", "body": jsonfast.dumps(body)})
+        await send_error(self.send, err, call.response_headers(), anthropic=self.anthropic)
 
     async def start_stream(self) -> None:
         self.call.status = 200
