@@ -64,16 +64,53 @@ def _columns() -> tuple[str, list[str]]:
     return sql, names
 
 
-def write(batch: list[dict]) -> None:
-    """Insert a batch; a request_id already there is skipped (a batch written twice).
+def _json_insert() -> tuple[str, list]:
+    """PostgreSQL: one INSERT ... SELECT over the whole batch sent as one JSON
+    array; the server unpacks the rows. A field a record leaves out takes the
+    model's default."""
+    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    table = quote(UsageRecord._meta.db_table)
+    select, params = [], []
+    for f in fields:
+        default = DEFAULTS[f.attname]
+        if default is None:
+            select.append(f"r.{quote(f.column)}")
+        else:
+            select.append(f"COALESCE(r.{quote(f.column)}, %s)")
+            params.append(default)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(select)} FROM json_populate_recordset(NULL::{table}, %s::json) AS r "
+        f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
+    )
+    return sql, params
 
-    Plain executemany rather than bulk_create: no model instances, no query
-    compiling, which at a thousand records a second is most of the cost.
-    """
+
+def write(batch: list[dict]) -> None:
+    """Insert a batch; a request_id already there is skipped (a batch written twice)."""
+    if connection.vendor == "postgresql":
+        _write_json(orjson.dumps(batch, default=str))
+        return
+    # Plain executemany rather than bulk_create: no model instances, no query compiling.
     sql, names = _columns()
     rows = [tuple(_db_value(fields.get(name, DEFAULTS.get(name))) for name in names) for fields in batch]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def write_encoded(batch: list[bytes]) -> None:
+    """Insert records as `encode()` made them (the Redis queue's items)."""
+    if connection.vendor == "postgresql":
+        _write_json(b"[" + b",".join(batch) + b"]")
+    else:
+        write([decode(item) for item in batch])
+
+
+def _write_json(array: bytes) -> None:
+    sql, params = _json_insert()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, array.decode()])
 
 
 def _db_value(value):
@@ -163,7 +200,7 @@ def _drain_redis() -> int:
             raw = redis.lrange(limits.USAGE_QUEUE, 0, BATCH - 1)
             if not raw:
                 return written
-            write([decode(item) for item in raw])
+            write_encoded(raw)
             redis.ltrim(limits.USAGE_QUEUE, len(raw), -1)
             written += len(raw)
     finally:
