@@ -1,110 +1,369 @@
-"""The per-process pooled HTTP connection pool for upstream calls.
+"""The per-process pooled HTTP/1.1 transport for upstream calls.
 
-Adapters talk to httpx's pooled transport directly: the client layer above it
-(URL merging, cookie jar, auth and redirect handling) is work a proxy does not
-need on every call. The pool is bound to the event loop it first ran on;
-servers run one loop, tests several, so there is one pool per loop.
+Adapters build `httpx.Request`s and read `httpx.Response`s, as with any httpx
+transport; this one replaces httpcore underneath. A proxied request spent a
+third of its CPU in httpcore and the anyio layer below it (cancel scopes,
+locks, a poll() per reused connection, h11's pure-Python parser). Here each
+connection is an asyncio protocol with httptools' C parser (the one uvicorn
+serves with): one write per request, the response parsed as it arrives, and
+a connection the server closes is known closed at once (`connection_lost`),
+so reuse needs no syscall.
+
+The pool keeps idle keep-alive connections per origin (most recently used
+first), at most `max_connections` open in all (callers wait up to the pool
+timeout for one), closes idle ones after `keepalive_expiry`, and never reuses
+a connection whose response was not read to its end. Errors are httpx's own
+exception types, so callers cannot tell the difference.
+
+The pool is bound to the event loop it first ran on; servers run one loop,
+tests several, so there is one pool per loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import weakref
+from collections import deque
 
-import httpcore
+import httptools
 import httpx
 
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+MAX_CONNECTIONS = 1000
+MAX_KEEPALIVE = 200
+KEEPALIVE_EXPIRY = 60.0
 SWEEP_SECONDS = 1.0
+HIGH_WATER = 1 << 20  # buffered response bytes at which reading pauses
+DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ssl_context: ssl.SSLContext | None = None
 
 
-class LeanConnectionPool(httpcore.AsyncConnectionPool):
-    """httpcore's pool, with the per-request bookkeeping made cheap.
+def ssl_context() -> ssl.SSLContext:
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
 
-    On every request (twice) httpcore checks each pooled connection for expiry,
-    a poll() syscall per idle connection, and counts idle connections once per
-    idle connection: O(n^2) in the pool's size, and the largest cost of a proxied
-    request at 64 concurrent clients. Here only the connection about to be
-    reused is checked (it must not have been closed by the server); the whole
-    pool is swept for expired and surplus idle connections at most once a
-    second. Same decisions otherwise: reuse an available connection for the
-    origin, else open one, else replace an idle one.
-    """
 
-    _last_sweep = 0.0
+class Connection(asyncio.Protocol):
+    """One keep-alive connection to an origin, carrying one request at a time."""
 
-    def _assign_requests_to_connections(self) -> list:
-        closing: list = []
-        now = time.monotonic()
-        if now - self._last_sweep >= SWEEP_SECONDS:
-            self._last_sweep = now
-            closing += self._sweep()
-        else:
-            self._connections = [c for c in self._connections if not c.is_closed()]
-        for pool_request in self._requests:
-            if not pool_request.is_queued():
+    def __init__(self, pool: UpstreamTransport, origin: tuple) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.complete = False
+        self.framed = False  # the body has a length or is chunked (else it ends when the connection does)
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.paused = False
+        self.error: Exception | None = None
+        self.waiter: asyncio.Future | None = None
+        self.busy = False
+
+    # --- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy:
+            self._fail(httpx.RemoteProtocolError("Upstream sent data without a request"))
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"Invalid HTTP response from upstream: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.lost(self)
+        if self.busy and not self.complete:
+            if self.headers_done and not self.framed and self.error is None:
+                self.complete = True  # a body delimited by the end of the connection
+            elif self.error is None:
+                self.error = httpx.RemoteProtocolError("Server disconnected without sending a complete response")
+            self._wake()
+
+    # --- httptools callbacks ---------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        lowered = name.lower()
+        if lowered == b"content-length" or (lowered == b"transfer-encoding" and b"chunked" in value.lower()):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        if self.status < 200:  # 1xx: informational, the real answer follows
+            self.headers = []
+            self.framed = False
+            return
+        self.headers_done = True
+        if self.status in (204, 304):
+            self.framed = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered >= HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.headers_done:
+            self.framed = True
+            self.complete = True
+            self._wake()
+
+    # --- used by the transport -------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            self.pool.lost(self)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the parser has more for the reader, or `timeout` seconds."""
+        if self.error is not None:
+            raise self.error
+        self.waiter = waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+        if self.error is not None:
+            raise self.error
+
+    def take_body(self) -> bytes:
+        data = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+        self.chunks = []
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+    def reusable(self) -> bool:
+        return self.complete and not self.closed and self.error is None and self.parser.should_keep_alive()
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.ReadTimeout("Timed out waiting for the upstream"))
+
+
+class ResponseBody(httpx.AsyncByteStream):
+    """The body of one response, read from its connection as it arrives; the
+    connection goes back to the pool once the body was read to its end."""
+
+    def __init__(self, connection: Connection, timeout: float | None) -> None:
+        self.connection = connection
+        self.timeout = timeout
+        self.released = False
+
+    async def __aiter__(self):
+        connection = self.connection
+        while True:
+            if connection.chunks:
+                yield connection.take_body()
                 continue
-            origin = pool_request.request.url.origin
-            connection = self._reusable(origin, closing)
-            if connection is None:
-                if len(self._connections) >= self._max_connections:
-                    idle = next((c for c in self._connections if c.is_idle()), None)
-                    if idle is None:
-                        continue  # stays queued until a connection frees up
-                    self._connections.remove(idle)
-                    closing.append(idle)
-                connection = self.create_connection(origin)
-                self._connections.append(connection)
-            pool_request.assign_to_connection(connection)
-        return closing
+            if connection.complete:
+                break
+            await connection.wait(self.timeout)
+        self.release()
 
-    def _reusable(self, origin, closing: list):
-        for connection in list(self._connections):
-            if connection.can_handle_request(origin) and connection.is_available():
-                if connection.has_expired():  # e.g. the server closed it while it sat idle
-                    self._connections.remove(connection)
-                    closing.append(connection)
-                    continue
-                return connection
-        return None
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.connection.pool.release(self.connection)
 
-    def _sweep(self) -> list:
-        closing = []
-        kept = []
-        idle = 0
-        for connection in self._connections:
-            if connection.is_closed():
-                continue
-            if connection.has_expired():
-                closing.append(connection)
-                continue
-            if connection.is_idle():
-                idle += 1
-                if idle > self._max_keepalive_connections:
-                    closing.append(connection)
-                    continue
-            kept.append(connection)
-        self._connections = kept
-        return closing
+    async def aclose(self) -> None:
+        self.release()
 
 
-class LeanTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = LeanConnectionPool(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
+class UpstreamTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        max_connections: int = MAX_CONNECTIONS,
+        max_keepalive: int = MAX_KEEPALIVE,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_keepalive = max_keepalive
+        self.keepalive_expiry = keepalive_expiry
+        self.idle: dict[tuple, list[Connection]] = {}
+        self.idle_count = 0
+        self.open = set()  # every connection, idle or busy
+        self.waiting: deque[asyncio.Future] = deque()
+        self.last_sweep = time.monotonic()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.raw_scheme
+        origin = (scheme, url.raw_host, url.port or DEFAULT_PORTS.get(scheme, 80))
+        timeouts = request.extensions.get("timeout") or {}
+        connection = await self.acquire(origin, timeouts.get("connect"), timeouts.get("pool"))
+        try:
+            body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+            head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
+            head += [b"%s: %s\r\n" % pair for pair in request.headers.raw]
+            head.append(b"\r\n")
+            connection.transport.write(b"".join(head) + body)
+            read_timeout = timeouts.get("read")
+            while not connection.headers_done:
+                await connection.wait(read_timeout)
+        except BaseException:
+            connection.close()
+            raise
+        return httpx.Response(
+            connection.status,
+            headers=connection.headers,
+            stream=ResponseBody(connection, read_timeout),
+            extensions={"http_version": b"HTTP/1.1"},
         )
 
+    # --- the pool -----------------------------------------------------------
 
-def transport() -> httpx.AsyncHTTPTransport:
+    async def acquire(self, origin: tuple, connect_timeout: float | None, pool_timeout: float | None) -> Connection:
+        idle = self.idle.get(origin)
+        if idle:
+            now = time.monotonic()
+            while idle:
+                connection = idle.pop()
+                self.idle_count -= 1
+                if connection.closed or now - connection.idle_since > self.keepalive_expiry:
+                    connection.close()
+                    continue
+                connection.busy = True
+                return connection
+        while len(self.open) >= self.max_connections:
+            if self.idle_count:
+                self._close_oldest_idle()
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiting.append(waiter)
+            try:
+                async with asyncio.timeout(pool_timeout):
+                    await waiter
+            except TimeoutError:
+                raise httpx.PoolTimeout("Timed out waiting for an upstream connection") from None
+            finally:
+                if waiter in self.waiting:
+                    self.waiting.remove(waiter)
+        return await self._connect(origin, connect_timeout)
+
+    async def _connect(self, origin: tuple, timeout: float | None) -> Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        connection = Connection(self, origin)
+        self.open.add(connection)
+        hostname = host.decode("ascii")
+        tls = scheme == b"https"
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(
+                    lambda: connection,
+                    hostname,
+                    port,
+                    ssl=ssl_context() if tls else None,
+                    server_hostname=hostname if tls else None,
+                )
+        except TimeoutError:
+            connection.close()
+            raise httpx.ConnectTimeout(f"Timed out connecting to {hostname}:{port}") from None
+        except (OSError, ssl.SSLError) as exc:
+            connection.close()
+            raise httpx.ConnectError(f"Cannot connect to {hostname}:{port}: {exc.strerror or exc}") from None
+        except BaseException:
+            connection.close()
+            raise
+        connection.busy = True
+        return connection
+
+    def release(self, connection: Connection) -> None:
+        """A response is done with its connection: keep it for reuse, or close it."""
+        if not connection.reusable():
+            connection.close()
+            return
+        connection._reset()
+        now = time.monotonic()
+        connection.idle_since = now
+        self.idle.setdefault(connection.origin, []).append(connection)
+        self.idle_count += 1
+        if self.idle_count > self.max_keepalive:
+            self._close_oldest_idle()
+        if now - self.last_sweep >= SWEEP_SECONDS:
+            self.last_sweep = now
+            self._sweep(now)
+        self._wake_one()
+
+    def lost(self, connection: Connection) -> None:
+        """A connection closed (by either side): forget it."""
+        if connection in self.open:
+            self.open.discard(connection)
+            idle = self.idle.get(connection.origin)
+            if idle and connection in idle:
+                idle.remove(connection)
+                self.idle_count -= 1
+            self._wake_one()
+
+    def _close_oldest_idle(self) -> None:
+        oldest = min((idle[0] for idle in self.idle.values() if idle), key=lambda c: c.idle_since)
+        oldest.close()
+
+    def _sweep(self, now: float) -> None:
+        for idle in self.idle.values():
+            for connection in [c for c in idle if now - c.idle_since > self.keepalive_expiry]:
+                connection.close()
+
+    def _wake_one(self) -> None:
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def aclose(self) -> None:
+        for connection in list(self.open):
+            connection.close()
+
+
+def transport() -> UpstreamTransport:
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:
         # Timeouts are set per request from each provider's config.
-        pool = _pools[loop] = LeanTransport(LIMITS)
+        pool = _pools[loop] = UpstreamTransport()
     return pool
