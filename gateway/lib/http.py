@@ -66,6 +66,7 @@ class Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.complete = False
+        self.keep_alive = False
         self.framed = False  # the body has a length or is chunked (else it ends when the connection does)
         self.chunks: list[bytes] = []
         self.buffered = 0
@@ -127,6 +128,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.headers_done:
+            self.keep_alive = self.parser.should_keep_alive()  # only known while the message is current
             self.framed = True
             self.complete = True
             self._wake()
@@ -176,7 +178,7 @@ class Connection(asyncio.Protocol):
         return data
 
     def reusable(self) -> bool:
-        return self.complete and not self.closed and self.error is None and self.parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.closed and self.error is None
 
 
 def _expire(waiter: asyncio.Future) -> None:
