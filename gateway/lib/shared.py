@@ -2,8 +2,9 @@
 invalidation, routing generation, circuit breakers; later quotas and limits).
 
 None when REDIS_URL is unset: then there is one process and callers keep the
-state in memory. The async client is bound to its event loop, so there is one
-per loop (tests start several loops).
+state in memory. The async client (`resp.LeanRedis`, pipelined, for the
+request path) is bound to its event loop, so there is one per loop (tests
+start several loops).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import weakref
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+
+from gateway.lib import resp
 
 _sync_client: redis.Redis | None = None
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -36,7 +39,7 @@ def sync_redis() -> redis.Redis | None:
 _last: tuple = (None, None)  # (loop, client): the common case is one loop per process
 
 
-def async_redis() -> aredis.Redis | None:
+def async_redis() -> resp.LeanRedis | aredis.Redis | None:
     global _last
     if not settings.REDIS_URL:
         return None
@@ -45,7 +48,8 @@ def async_redis() -> aredis.Redis | None:
         return _last[1]
     client = _async_clients.get(loop)
     if client is None:
-        client = aredis.Redis.from_url(settings.REDIS_URL)
+        url = settings.REDIS_URL
+        client = resp.LeanRedis(url) if resp.supports(url) else aredis.Redis.from_url(url)
         _async_clients[loop] = client
     _last = (loop, client)
     return client
@@ -59,7 +63,7 @@ class LuaScript:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    async def __call__(self, client: aredis.Redis, keys: list, args: list):
+    async def __call__(self, client, keys: list, args: list):
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
