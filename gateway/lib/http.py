@@ -59,9 +59,14 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
+        self.expect_body = True
         self._reset()
 
     def _reset(self) -> None:
+        if not self.expect_body:
+            # The parser was left expecting the body a HEAD answer never sends.
+            self.parser = httptools.HttpResponseParser(self)
+            self.expect_body = True
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
@@ -116,6 +121,9 @@ class Connection(asyncio.Protocol):
         self.headers_done = True
         if self.status in (204, 304):
             self.framed = True
+        if not self.expect_body:  # the answer to HEAD: no body, whatever its headers say
+            self.keep_alive = self.parser.should_keep_alive()
+            self.framed = self.complete = True
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -238,7 +246,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         connection = await self.acquire(origin, timeouts.get("connect"), timeouts.get("pool"))
         try:
-            body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+            if isinstance(request.stream, httpx.ByteStream):
+                body = request.content
+            else:
+                body = await request.aread()
+                if b"chunked" in request.headers.get("transfer-encoding", "").encode().lower():
+                    body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+            connection.expect_body = request.method != "HEAD"
             head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
             head += [b"%s: %s\r\n" % pair for pair in request.headers.raw]
             head.append(b"\r\n")
@@ -259,32 +273,48 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     # --- the pool -----------------------------------------------------------
 
     async def acquire(self, origin: tuple, connect_timeout: float | None, pool_timeout: float | None) -> Connection:
-        idle = self.idle.get(origin)
-        if idle:
-            now = time.monotonic()
-            while idle:
-                connection = idle.pop()
-                self.idle_count -= 1
-                if connection.closed or now - connection.idle_since > self.keepalive_expiry:
-                    connection.close()
-                    continue
-                connection.busy = True
+        deadline = None
+        while True:
+            connection = self._take_idle(origin)
+            if connection is not None:
                 return connection
-        while len(self.open) >= self.max_connections:
-            if self.idle_count:
+            if len(self.open) < self.max_connections:
+                return await self._connect(origin, connect_timeout)
+            if self.idle_count:  # idle connections to other origins: make room
                 self._close_oldest_idle()
                 continue
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            if deadline is None and pool_timeout is not None:
+                deadline = loop.time() + pool_timeout
+            waiter = loop.create_future()
             self.waiting.append(waiter)
             try:
-                async with asyncio.timeout(pool_timeout):
+                async with asyncio.timeout_at(deadline):
                     await waiter
-            except TimeoutError:
-                raise httpx.PoolTimeout("Timed out waiting for an upstream connection") from None
-            finally:
+            except BaseException as exc:
                 if waiter in self.waiting:
                     self.waiting.remove(waiter)
-        return await self._connect(origin, connect_timeout)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, but leaving: the wake-up goes to the next in line
+                if isinstance(exc, TimeoutError):
+                    raise httpx.PoolTimeout("Timed out waiting for an upstream connection") from None
+                raise
+            # Woken: a connection was released or closed; look again.
+
+    def _take_idle(self, origin: tuple) -> Connection | None:
+        idle = self.idle.get(origin)
+        if not idle:
+            return None
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            self.idle_count -= 1
+            if connection.closed or now - connection.idle_since > self.keepalive_expiry:
+                connection.close()
+                continue
+            connection.busy = True
+            return connection
+        return None
 
     async def _connect(self, origin: tuple, timeout: float | None) -> Connection:
         scheme, host, port = origin
