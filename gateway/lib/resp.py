@@ -29,22 +29,12 @@ def supports(url: str) -> bool:
     return url.startswith("redis://")
 
 
-def _encode(arg) -> bytes:
-    if isinstance(arg, bytes):
-        return arg
-    if isinstance(arg, str):
-        return arg.encode()
-    if isinstance(arg, int | float) and not isinstance(arg, bool):
-        return repr(arg).encode()
-    raise exceptions.DataError(f"Invalid Redis argument of type {type(arg).__name__}")
-
-
 def pack(args: tuple) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _encode(arg)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """A command in RESP (hiredis packs in C: str, bytes, int and float)."""
+    try:
+        return hiredis.pack_command(args)
+    except TypeError:
+        raise exceptions.DataError(f"Invalid Redis arguments: {args[0]!r} ...") from None
 
 
 class _Protocol(asyncio.Protocol):
