@@ -203,6 +203,10 @@ def _drain_redis() -> int:
             write_encoded(raw)
             redis.ltrim(limits.USAGE_QUEUE, len(raw), -1)
             written += len(raw)
+            if len(raw) < BATCH:
+                # What arrived meanwhile waits for the next turn: chasing the
+                # queue wrote a few rows at a time, many times a second.
+                return written
     finally:
         if redis.get(DRAIN_LOCK) == token.encode():
             redis.delete(DRAIN_LOCK)
