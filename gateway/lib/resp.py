@@ -134,8 +134,12 @@ class LeanRedis:
             protocol.pending.append(future)
             protocol.transport.write(pack(args))
             futures.append(future)
-        for future in futures:
-            await future
+        try:
+            for future in futures:
+                await future
+        except BaseException:
+            protocol.transport.close()  # e.g. a wrong password or database number
+            raise
         self._protocol = protocol
         return protocol
 
@@ -143,11 +147,12 @@ class LeanRedis:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connection()
+        command = pack(args)  # first: a command that cannot be sent must not take a reply's place
         future = self._loop.create_future()
         protocol.pending.append(future)
         if not protocol.out:
             self._loop.call_soon(_flush, protocol)
-        protocol.out.append(pack(args))
+        protocol.out.append(command)
         return await future
 
     # --- the commands the request path uses ------------------------------------
@@ -157,7 +162,7 @@ class LeanRedis:
 
     async def set(self, key, value, *, ex: int | None = None, nx: bool = False):
         args = ["SET", key, value]
-        if ex:
+        if ex is not None:
             args += ["EX", ex]
         if nx:
             args.append("NX")
