@@ -25,6 +25,7 @@ import asyncio
 import ssl
 import time
 import weakref
+import zlib
 from collections import deque
 
 import httptools
@@ -223,6 +224,78 @@ class ResponseBody(httpx.AsyncByteStream):
         self.release()
 
 
+class UpstreamResponse(ResponseBody):
+    """A response as adapters use it: status, headers, body (whole or raw
+    chunks). gzip and deflate bodies are decoded, as httpx would."""
+
+    def __init__(self, connection: Connection, timeout: float | None) -> None:
+        super().__init__(connection, timeout)
+        self.status_code = connection.status
+        self.raw_headers = connection.headers
+        self.content = b""
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self.raw_headers)
+        return self._headers
+
+    def _decoder(self):
+        for name, value in self.raw_headers:
+            if name.lower() == b"content-encoding":
+                encoding = value.strip().lower()
+                if encoding in (b"gzip", b"x-gzip"):
+                    return zlib.decompressobj(zlib.MAX_WBITS | 16)
+                if encoding == b"deflate":
+                    return zlib.decompressobj()
+        return None
+
+    async def aiter_raw(self):
+        """The body as it arrives (decoded, when the upstream compressed it)."""
+        decoder = self._decoder()
+        try:
+            async for chunk in self:
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk)
+                if chunk:
+                    yield chunk
+        except zlib.error:
+            raise httpx.DecodingError("Invalid compressed body from upstream") from None
+
+    async def aread(self) -> bytes:
+        connection = self.connection
+        if connection.complete and not self.released and self._decoder() is None:
+            self.content = connection.take_body()  # the whole body came with the head
+            self.release()
+        else:
+            self.content = b"".join([chunk async for chunk in self.aiter_raw()])
+        return self.content
+
+
+class RequestTarget:
+    """A prepared request line and headers (all but Content-Length) for one
+    method, URL and set of headers: built once, sent many times."""
+
+    __slots__ = ("head", "method", "origin")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
+        parsed = httpx.URL(url)
+        self.method = method
+        self.origin = origin_of(parsed)
+        lines = [f"{method} {parsed.raw_path.decode('ascii')} HTTP/1.1", f"host: {parsed.netloc.decode('ascii')}"]
+        for name, value in headers.items():
+            if "\r" in name + value or "\n" in name + value or ":" in name:
+                raise ValueError(f"Invalid upstream header {name!r}")
+            lines.append(f"{name}: {value}")
+        self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+
+def origin_of(url: httpx.URL) -> tuple:
+    scheme = url.raw_scheme
+    return (scheme, url.raw_host, url.port or DEFAULT_PORTS.get(scheme, 80))
+
+
 class UpstreamTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
@@ -240,35 +313,48 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self.last_sweep = time.monotonic()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """httpx's transport interface (for httpx clients and anything generic)."""
         url = request.url
-        scheme = url.raw_scheme
-        origin = (scheme, url.raw_host, url.port or DEFAULT_PORTS.get(scheme, 80))
+        if isinstance(request.stream, httpx.ByteStream):
+            body = request.content
+        else:
+            body = await request.aread()
+            if b"chunked" in request.headers.get("transfer-encoding", "").encode().lower():
+                body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
+        head += [b"%s: %s\r\n" % pair for pair in request.headers.raw]
+        head.append(b"\r\n")
         timeouts = request.extensions.get("timeout") or {}
+        connection = await self._exchange(
+            origin_of(url), b"".join(head) + body, timeouts, expect_body=request.method != "HEAD"
+        )
+        return httpx.Response(
+            connection.status,
+            headers=connection.headers,
+            stream=ResponseBody(connection, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def send(self, target: RequestTarget, body: bytes, timeouts: dict) -> UpstreamResponse:
+        """The proxy's own path: a prepared request head plus a body, and a
+        response with only what adapters read (no httpx objects to build)."""
+        payload = b"%scontent-length: %d\r\n\r\n%s" % (target.head, len(body), body)
+        connection = await self._exchange(target.origin, payload, timeouts, expect_body=target.method != "HEAD")
+        return UpstreamResponse(connection, timeouts.get("read"))
+
+    async def _exchange(self, origin: tuple, payload: bytes, timeouts: dict, *, expect_body: bool) -> Connection:
+        """Send one request on a pooled connection and wait for the response's head."""
         connection = await self.acquire(origin, timeouts.get("connect"), timeouts.get("pool"))
         try:
-            if isinstance(request.stream, httpx.ByteStream):
-                body = request.content
-            else:
-                body = await request.aread()
-                if b"chunked" in request.headers.get("transfer-encoding", "").encode().lower():
-                    body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
-            connection.expect_body = request.method != "HEAD"
-            head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
-            head += [b"%s: %s\r\n" % pair for pair in request.headers.raw]
-            head.append(b"\r\n")
-            connection.transport.write(b"".join(head) + body)
+            connection.expect_body = expect_body
+            connection.transport.write(payload)
             read_timeout = timeouts.get("read")
             while not connection.headers_done:
                 await connection.wait(read_timeout)
         except BaseException:
             connection.close()
             raise
-        return httpx.Response(
-            connection.status,
-            headers=connection.headers,
-            stream=ResponseBody(connection, read_timeout),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return connection
 
     # --- the pool -----------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.lib import jsonfast
-from gateway.lib.http import transport
+from gateway.lib.http import RequestTarget, UpstreamResponse, transport
 from providers.models import mask_secret
 from providers.registry import Upstream
 
@@ -92,26 +92,28 @@ class Adapter:
         self.upstream = upstream
         seconds = upstream.timeout
         self._timeout = {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}
-        self._urls: dict[str, httpx.URL] = {}
+        self._targets: dict[tuple[str, str], RequestTarget] = {}
 
-    def url(self, path: str) -> httpx.URL:
-        """The upstream URL for a path, parsed once per adapter."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = httpx.URL(self.upstream.base_url + path)
-        return url
+    def target(self, method: str, path: str) -> RequestTarget:
+        """The prepared upstream request head for a method and path, built once per adapter
+        (an adapter lives as long as its provider's config)."""
+        target = self._targets.get((method, path))
+        if target is None:
+            try:
+                target = RequestTarget(method, self.upstream.base_url + path, self.headers())
+            except (ValueError, httpx.InvalidURL) as exc:
+                raise UpstreamError(self.scrub(f"{self.upstream.name}: {exc}"), kind="invalid") from None
+            self._targets[(method, path)] = target
+        return target
 
-    async def send(self, method: str, path: str, content: bytes = b"") -> httpx.Response:
+    async def send(self, method: str, path: str, content: bytes = b"") -> UpstreamResponse:
         """Send through the pooled transport; the caller reads and closes the response."""
-        request = httpx.Request(
-            method, self.url(path), headers=self.headers(), content=content, extensions={"timeout": self._timeout}
-        )
         try:
-            return await transport().handle_async_request(request)
+            return await transport().send(self.target(method, path), content, self._timeout)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
 
-    async def fetch(self, method: str, path: str, content: bytes = b"") -> httpx.Response:
+    async def fetch(self, method: str, path: str, content: bytes = b"") -> UpstreamResponse:
         """Send and read the whole answer."""
         response = await self.send(method, path, content)
         try:
@@ -176,7 +178,7 @@ class Adapter:
             return UpstreamError(f"{self.upstream.name}: upstream timed out", kind="timeout")
         return UpstreamError(self.scrub(f"{self.upstream.name}: {type(exc).__name__}"), kind="connect")
 
-    def status_error(self, response: httpx.Response) -> UpstreamError:
+    def status_error(self, response: UpstreamResponse) -> UpstreamError:
         """An error for a non-2xx answer, with the upstream's own message when it gave one."""
         message = f"{self.upstream.name} answered HTTP {response.status_code}"
         body = None
@@ -200,7 +202,7 @@ class Adapter:
             self.scrub(message), kind="status", status=response.status_code, retry_after=retry_after, body=body
         )
 
-    def parse_json(self, response: httpx.Response) -> dict:
+    def parse_json(self, response: UpstreamResponse) -> dict:
         try:
             data = jsonfast.loads(response.content)
         except ValueError:
