@@ -3,7 +3,7 @@ app under the Channels router.
 
 It reads the body, then runs the pipeline while it listens for the client
 going away: Daphne only reports a disconnect through `receive()`, so a task
-waits on it and cancels the pipeline the moment it comes, which closes the
+waits on it and cancels the pipeline (this request's task) the moment it comes, which closes the
 upstream call. The quota is settled and the usage recorded from what
 the pipeline saw: before the response's last byte, or here when the client
 went away first.
@@ -23,11 +23,6 @@ from gateway.pipeline import Call, Pipeline, is_anthropic_path, resolve_route
 logger = logging.getLogger("gateway.v1")
 
 
-async def _wait_for_disconnect(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 class V1Consumer:
     async def __call__(self, scope, receive, send) -> None:
         route = resolve_route(scope["method"], scope["path"])
@@ -42,22 +37,27 @@ class V1Consumer:
             return
 
         call = Call(route, scope)
-        pipeline = Pipeline(call, send)
-        work = asyncio.ensure_future(pipeline.run(body))
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        # The pipeline runs in this task; a watcher task cancels it if the client leaves.
+        task = asyncio.current_task()
+        watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, task, call))
         try:
-            await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await Pipeline(call, send).run(body)
+        except asyncio.CancelledError:
+            if not call.disconnected:
+                raise  # cancelled by the server, not by the watcher
+            task.uncancel()
         finally:
-            if not work.done():
-                call.client_disconnected()
-                work.cancel()
             watcher.cancel()
-            try:
-                await work
-            except asyncio.CancelledError:
-                pass
             # Settles and records a call the pipeline did not finish (client gone). Never raises.
             try:
                 await call.finish()
             except Exception:
                 logger.exception("Could not settle request %s", call.request_id)
+
+
+async def _cancel_on_disconnect(receive, task: asyncio.Task, call: Call) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    if not call.finished:
+        call.client_disconnected()
+        task.cancel()
