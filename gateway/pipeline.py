@@ -8,8 +8,8 @@ Routing, retries and provider formats live in `providers`.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from decimal import Decimal
 
 from django.utils import timezone
@@ -81,7 +81,8 @@ class Call:
     def __init__(self, route: tuple[str, str | None], scope: dict) -> None:
         self.endpoint, self.model_id = route
         self.headers = dict(scope.get("headers") or ())
-        self.request_id = "req_" + uuid.uuid4().hex
+        # Unique, not secret: Python's PRNG (reseeded in forked children) costs no syscall.
+        self.request_id = f"req_{random.getrandbits(128):032x}"
         self.created_at = timezone.now()
         self.started = time.perf_counter()
         self.key: keycache.KeyInfo | None = None

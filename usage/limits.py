@@ -72,7 +72,7 @@ return 1
 """)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Check:
     """One counter: refuse when it has reached `limit`, else add `add`."""
 
