@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts import keycache
 from accounts.auth import key_from_headers
-from gateway import response_cache
+from gateway import metrics, response_cache
 from gateway.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
 from gateway.lib import jsonfast
 from gateway.lib.asgi import JSON_HEADERS, send_bytes, send_error
@@ -152,6 +152,7 @@ class Call:
             return
         self.finished = True
         fields = self.usage_fields()
+        metrics.observe(fields, self.attempt.upstream_seconds)
         # A cached answer used no upstream tokens: it is recorded with its tokens, but not charged.
         tokens = 0 if fields["cached"] else fields["input_tokens"] + fields["output_tokens"]
         nano_usd = limits.to_nano(fields["cost_usd"])
@@ -391,7 +392,10 @@ class Pipeline:
         if config.get("enabled") and endpoint in response_cache.CACHEABLE:
             skip_lookup, skip_store = response_cache.bypass(call.header(b"cache-control"))
             key = response_cache.cache_key(call.key.tenant_id, endpoint, body, stream)
-            entry = None if skip_lookup else await response_cache.get(key)
+            entry = None
+            if not skip_lookup:
+                entry = await response_cache.get(key)
+                metrics.cache_lookup(endpoint, entry is not None)
             if entry is not None:
                 call.cached = entry
                 if stream:

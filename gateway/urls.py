@@ -37,6 +37,7 @@ urlpatterns = [
     path("v1/config/reload", providers_api.config_reload),
     path("v1/config/status", providers_api.config_status),
     path("api/v1/health", views.api_health),
+    path("metrics/prometheus", views.prometheus),
     re_path(r"^api/v1/usage/summary/?$", usage_api.summary),
     re_path(r"^api/v1/usage/by-(?P<group>(?:provider|service|model|key|customer))/?$", usage_api.by_group),
     re_path(r"^api/v1/usage/timeseries/?$", usage_api.timeseries),

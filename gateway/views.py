@@ -3,11 +3,13 @@ from __future__ import annotations
 import logging
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from gateway import metrics
 from gateway.errors import GatewayError, error_response, internal_error
 
 logger = logging.getLogger("gateway")
@@ -31,6 +33,15 @@ def api_health(request):
         {"status": "healthy" if healthy else "unhealthy", "service": "llm-gateway", "database": database},
         status=200 if healthy else 503,
     )
+
+
+@csrf_exempt  # no session, no state: the method check below answers anything but GET
+def prometheus(request) -> HttpResponse:
+    """Prometheus text format, no auth (scrapers rarely carry keys); every process's values."""
+    if request.method != "GET":
+        return error_response(GatewayError("method_not_allowed", "Use GET for /metrics/prometheus."))
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
 
 
 # Django's error handlers, so even paths outside DRF answer with the contract's JSON.

@@ -116,6 +116,18 @@ class Circuits:
             return "unhealthy"
         return "degraded"
 
+    def state_code_sync(self, name: str) -> int:
+        """0 closed, 1 half-open, 2 open (for metrics; reads Redis directly when shared)."""
+        redis = shared.sync_redis()
+        if redis is None:
+            view = self._view.get(name)
+            open_until = view[1] if view else 0.0
+        else:
+            open_until = float(redis.hget(self._key(name), "o") or 0)
+        if not open_until:
+            return 0
+        return 2 if time.time() < open_until else 1
+
     def reset_local(self) -> None:
         self._view.clear()
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from gateway import metrics
 from gateway.errors import GatewayError
 from providers.adapters import Reply, UpstreamError, adapter_for
 from providers.circuit import CircuitConfig, circuits
@@ -35,6 +37,7 @@ class Attempt:
     target: Target | None = None
     attempts: int = 0
     provider_checks: list = field(default_factory=list)  # provider RPM/TPM counters taken
+    upstream_seconds: float = 0.0  # time spent in upstream calls, all attempts
 
 
 @dataclass
@@ -86,9 +89,11 @@ async def route(
             tried = True
             attempt.target = target
             attempt.attempts += 1
+            started = time.perf_counter()
             try:
                 result = await _once(target, endpoint, body, stream)
             except UpstreamError as error:
+                attempt.upstream_seconds += time.perf_counter() - started
                 if error.client_fault:
                     await circuits.record_success(name)  # the upstream is fine; the request is not
                     raise ClientFault(error) from None
@@ -98,9 +103,11 @@ async def route(
                     break
                 await asyncio.sleep(backoff(retry, error.retry_after))
                 continue
+            attempt.upstream_seconds += time.perf_counter() - started
             await circuits.record_success(name)
             return result
     if not tried and limited:
+        metrics.refused("provider", "limit")
         raise GatewayError(
             "rate_limited", "Every provider for this model is at its rate limit.",
             headers={"Retry-After": "1"}, extra={"retry_after": 1},

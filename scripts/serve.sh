@@ -13,6 +13,9 @@ PYTHON="${PYTHON_BIN:-.venv/bin/python}"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 WORKERS="${WORKERS:-2}"
+# Prometheus values of every worker, added up at scrape time; emptied at each start.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/llm-gateway-metrics-$PORT}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 "$PYTHON" manage.py migrate --noinput >/dev/null
 "$PYTHON" manage.py loadconfig --if-exists
 case "${SERVER:-uvicorn}" in

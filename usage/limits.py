@@ -33,6 +33,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.keycache import KeyInfo
+from gateway import metrics
 from gateway.errors import GatewayError
 from gateway.lib import shared
 
@@ -161,6 +162,7 @@ def plan(
 
 
 def refusal(check: Check, now: float) -> GatewayError:
+    metrics.refused(check.level, check.kind)
     if check.kind in ("tokens", "usd"):
         what = "token quota" if check.kind == "tokens" else "USD budget"
         return GatewayError("quota_exceeded", f"The {what} of this {check.level} is used up.")
