@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import threading
 import uuid
 import weakref
 from datetime import datetime
@@ -38,6 +39,7 @@ DRAIN_LOCK = "gw:usage:drain-lock"
 # What a record that leaves a field out stores there (the model's defaults; "" for text).
 DEFAULTS = {f.attname: f.get_default() for f in UsageRecord._meta.concrete_fields if not f.primary_key}
 _buffer: list[dict] = []
+_flush_lock = threading.Lock()
 _tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _atexit_registered = False
 
@@ -177,16 +179,19 @@ def flush_sync() -> int:
 
 
 def _flush_buffer() -> int:
-    if not _buffer:
-        return 0
-    batch = _buffer[:]
-    del _buffer[: len(batch)]
-    try:
-        write(batch)
-    except Exception:
-        _buffer[:0] = batch  # keep them for the next try
-        raise
-    return len(batch)
+    # One flush at a time: a caller that finds the buffer empty because the
+    # background task just took it waits until those rows are committed.
+    with _flush_lock:
+        if not _buffer:
+            return 0
+        batch = _buffer[:]
+        del _buffer[: len(batch)]
+        try:
+            write(batch)
+        except Exception:
+            _buffer[:0] = batch  # keep them for the next try
+            raise
+        return len(batch)
 
 
 def _drain_redis() -> int:
