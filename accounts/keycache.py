@@ -7,6 +7,7 @@ process's entry at once, so every process refuses the key within LOCAL_TTL.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass
 
@@ -18,6 +19,7 @@ from gateway.lib import jsonfast, shared
 LOCAL_TTL = 1.0
 SHARED_TTL = 300
 _local: dict[str, tuple[float, KeyInfo | None]] = {}
+_inflight: dict[str, asyncio.Task] = {}
 
 
 def _limits(obj) -> dict:
@@ -93,10 +95,28 @@ async def lookup(raw: str | None) -> KeyInfo | None:
     if hit is not None and hit[0] > now:
         info = hit[1]
     else:
-        info = await _lookup_shared(raw, digest)
-        _local[digest] = (now + LOCAL_TTL, info)
+        info = await _lookup_once(raw, digest)
     if info is not None and info.expired(time.time()):
         return None
+    return info
+
+
+async def _lookup_once(raw: str, digest: str) -> KeyInfo | None:
+    """One lookup per key at a time in this process: concurrent requests with a
+    key not cached yet (a cold start, a burst after expiry) share it instead of
+    queueing one database query each on the sync thread. The lookup is a task
+    of its own, so a client that leaves does not cancel it for the others."""
+    loop = asyncio.get_running_loop()
+    task = _inflight.get(digest)
+    if task is None or task.get_loop() is not loop:
+        task = _inflight[digest] = loop.create_task(_lookup_and_keep(raw, digest))
+        task.add_done_callback(lambda done: _inflight.pop(digest, None) if _inflight.get(digest) is done else None)
+    return await asyncio.shield(task)
+
+
+async def _lookup_and_keep(raw: str, digest: str) -> KeyInfo | None:
+    info = await _lookup_shared(raw, digest)
+    _local[digest] = (time.monotonic() + LOCAL_TTL, info)
     return info
 
 

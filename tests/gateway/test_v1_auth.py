@@ -3,6 +3,7 @@ revocation seen within 2 seconds, and no database query on a warm request."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -137,3 +138,22 @@ def test_warm_request_makes_no_database_query(live_gateway, proxy_world, upstrea
     monkeypatch.undo()
     # And the paused records are written afterwards.
     assert wait_for_usage(proxy_world.member_key.pk, 4) == 4
+
+
+def test_concurrent_first_requests_share_one_key_lookup(live_gateway, proxy_world, upstream, monkeypatch):
+    """A burst with a key not cached yet (cold start) looks it up once, not once per request."""
+    headers = {"Authorization": f"Bearer {proxy_world.member_raw}"}
+    monkeypatch.setattr(recorder, "flush_sync", lambda: 0)  # no usage writes among the counted statements
+    counter = QueryCounter()
+    counter.install(monkeypatch)
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            responses = await asyncio.gather(
+                *(client.post(live_gateway.v1 + "/chat/completions", json=CHAT, headers=headers) for _ in range(20))
+            )
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(burst()) == [200] * 20
+    key_queries = [sql for sql in counter.statements if "accounts_apikey" in sql]
+    assert len(key_queries) == 1, key_queries
