@@ -7,19 +7,20 @@ process's entry at once, so every process refuses the key within LOCAL_TTL.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from channels.db import database_sync_to_async
 
 from accounts.models import KEY_RE, ApiKey, hash_key
 from gateway.lib import jsonfast, shared
+from gateway.lib.singleflight import SingleFlight
 
 LOCAL_TTL = 1.0
 SHARED_TTL = 300
 _local: dict[str, tuple[float, KeyInfo | None]] = {}
-_inflight: dict[str, asyncio.Task] = {}
+_inflight = SingleFlight()
 
 
 def _limits(obj) -> dict:
@@ -104,14 +105,8 @@ async def lookup(raw: str | None) -> KeyInfo | None:
 async def _lookup_once(raw: str, digest: str) -> KeyInfo | None:
     """One lookup per key at a time in this process: concurrent requests with a
     key not cached yet (a cold start, a burst after expiry) share it instead of
-    queueing one database query each on the sync thread. The lookup is a task
-    of its own, so a client that leaves does not cancel it for the others."""
-    loop = asyncio.get_running_loop()
-    task = _inflight.get(digest)
-    if task is None or task.get_loop() is not loop:
-        task = _inflight[digest] = loop.create_task(_lookup_and_keep(raw, digest))
-        task.add_done_callback(lambda done: _inflight.pop(digest, None) if _inflight.get(digest) is done else None)
-    return await asyncio.shield(task)
+    queueing one database query each on the sync thread."""
+    return await _inflight.run(digest, partial(_lookup_and_keep, raw, digest))
 
 
 async def _lookup_and_keep(raw: str, digest: str) -> KeyInfo | None:

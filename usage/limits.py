@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from channels.db import database_sync_to_async
 from django.db.models import F, Sum
@@ -36,6 +37,7 @@ from accounts.keycache import KeyInfo
 from gateway import metrics
 from gateway.errors import GatewayError
 from gateway.lib import shared
+from gateway.lib.singleflight import SingleFlight
 
 NANO = 10**9  # budgets are counted in integer nano-USD, so counters stay integers
 WINDOW = 60  # seconds in a rate-limit window
@@ -290,13 +292,21 @@ memory = MemoryCounters()
 
 
 async def _seed_missing(missing: list[Check]) -> None:
-    values = [await database_sync_to_async(rebuilt_value)(check) for check in missing]
+    for check in missing:
+        # Requests that find the same counter missing at once rebuild it once.
+        await _rebuilding.run(check.key, partial(_seed, check))
+
+
+async def _seed(check: Check) -> None:
+    value = await database_sync_to_async(rebuilt_value)(check)
     redis = shared.async_redis()
-    for check, value in zip(missing, values, strict=True):
-        if redis is None:
-            memory.seed(check, value)
-        else:
-            await redis.set(check.key, value, nx=True, ex=check.ttl or None)
+    if redis is None:
+        memory.seed(check, value)
+    else:
+        await redis.set(check.key, value, nx=True, ex=check.ttl or None)
+
+
+_rebuilding = SingleFlight()
 
 
 async def _missing_in_redis(redis, checks: list[Check]) -> list[Check]:

@@ -155,5 +155,7 @@ def test_concurrent_first_requests_share_one_key_lookup(live_gateway, proxy_worl
         return [r.status_code for r in responses]
 
     assert asyncio.run(burst()) == [200] * 20
+    monkeypatch.undo()
+    assert wait_for_usage(proxy_world.member_key.pk, 20) == 20  # written here, not into the next test
     key_queries = [sql for sql in counter.statements if "accounts_apikey" in sql]
     assert len(key_queries) == 1, key_queries

@@ -113,6 +113,40 @@ def test_total_quota_survives_lost_counters(live_gateway, proxy_world, upstream,
     assert_quota_refused(post(live_gateway, proxy_world.member_raw))
 
 
+def test_lost_counters_are_rebuilt_once_for_a_burst(live_gateway, proxy_world, upstream, settings, monkeypatch):
+    """20 requests that all find the key's quota and budget counters missing
+    rebuild each from the usage table once, not once per request."""
+    from django.db.backends import utils as db_utils
+
+    proxy_world.member_key.token_quota = 10**9
+    proxy_world.member_key.budget_usd = Decimal("1000")
+    proxy_world.member_key.save()
+    if settings.REDIS_URL:
+        from gateway.lib import shared
+
+        shared.sync_redis().flushdb()
+    else:
+        from usage import limits
+
+        limits.memory.reset()
+    statements = []
+    original = db_utils.CursorWrapper._execute_with_wrappers
+
+    def counting(self, sql, params, many, executor):
+        statements.append(sql)
+        return original(self, sql, params, many, executor)
+
+    monkeypatch.setattr(db_utils.CursorWrapper, "_execute_with_wrappers", counting)
+    from usage import recorder
+
+    monkeypatch.setattr(recorder, "flush_sync", lambda: 0)  # no usage writes among the counted statements
+    assert asyncio.run(burst(live_gateway.v1 + "/chat/completions", proxy_world.member_raw, 20)) == [200] * 20
+    monkeypatch.undo()
+    flush_usage()  # this test's records, written here rather than into the next test's tables
+    rebuilds = [sql for sql in statements if "SUM" in sql.upper() and "usage_usagerecord" in sql]
+    assert len(rebuilds) == 2, rebuilds  # the key's token quota and its USD budget
+
+
 async def burst(url: str, raw: str, count: int) -> list[int]:
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=count)) as client:
         responses = await asyncio.gather(
