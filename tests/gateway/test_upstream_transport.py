@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from gateway.lib import http
-from gateway.lib.http import UpstreamTransport
+from gateway.lib.http import RequestTarget, UpstreamTransport
 
 WAIT = 2.0  # the longest any single wait in these tests may take
 TIMEOUT = {"connect": 1.0, "read": 1.0, "write": 1.0, "pool": 1.0}
@@ -903,3 +905,49 @@ async def test_async_client_end_to_end(serve):
 async def test_one_shared_transport_per_event_loop():
     assert http.transport() is http.transport()
     assert isinstance(http.transport(), UpstreamTransport)
+
+
+# --- the adapters' path: a prepared head, an UpstreamResponse -------------------------
+
+
+async def test_prepared_request_is_sent_as_built_and_reused(serve, transport):
+    server = await serve(keep_alive(response(b'{"ok": 1}', headers=("Retry-After: 3",))))
+    target = RequestTarget("POST", server.url("/v1/chat/completions"), {"authorization": "Bearer sk-x"})
+    for body in (b'{"a": 1}', b"{}"):
+        answer = await asyncio.wait_for(transport.send(target, body, TIMEOUT), WAIT)
+        assert (answer.status_code, await asyncio.wait_for(answer.aread(), WAIT)) == (200, b'{"ok": 1}')
+        assert answer.content == b'{"ok": 1}' and answer.headers["retry-after"] == "3"
+    first, second = server.requests
+    assert first.head == (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:%d\r\nauthorization: Bearer sk-x\r\n"
+        b"content-length: 8\r\n\r\n" % server.port
+    )
+    assert (first.body, second.body) == (b'{"a": 1}', b"{}")
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "encoding, compress",
+    [("gzip", gzip.compress), ("deflate", zlib.compress)],
+)
+async def test_compressed_answers_are_decoded(serve, transport, encoding, compress):
+    plain = b'{"choices": []}' * 50
+    server = await serve(keep_alive(response(compress(plain), headers=(f"Content-Encoding: {encoding}",))))
+    target = RequestTarget("POST", server.url(), {})
+    answer = await asyncio.wait_for(transport.send(target, b"{}", TIMEOUT), WAIT)
+    assert await asyncio.wait_for(answer.aread(), WAIT) == plain
+    streamed = await asyncio.wait_for(transport.send(target, b"{}", TIMEOUT), WAIT)
+    assert b"".join(await rest(streamed.aiter_raw())) == plain
+
+
+async def test_invalid_compressed_answer_is_a_decoding_error(serve, transport):
+    server = await serve(keep_alive(response(b"not gzip at all", headers=("Content-Encoding: gzip",))))
+    answer = await asyncio.wait_for(transport.send(RequestTarget("POST", server.url(), {}), b"{}", TIMEOUT), WAIT)
+    with pytest.raises(httpx.DecodingError):
+        await asyncio.wait_for(answer.aread(), WAIT)
+
+
+@pytest.mark.parametrize("headers", [{"x-evil": "a\r\nHost: elsewhere"}, {"x-evil\n": "a"}, {"bad:name": "a"}])
+def test_header_injection_is_refused_when_prepared(headers):
+    with pytest.raises(ValueError):
+        RequestTarget("POST", "http://127.0.0.1:9/v1", headers)
