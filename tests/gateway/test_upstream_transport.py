@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import gzip
 import socket
+import ssl
+import subprocess
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -951,3 +954,79 @@ async def test_invalid_compressed_answer_is_a_decoding_error(serve, transport):
 def test_header_injection_is_refused_when_prepared(headers):
     with pytest.raises(ValueError):
         RequestTarget("POST", "http://127.0.0.1:9/v1", headers)
+
+
+# --- TLS (hosted providers are https) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by the openssl command."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+async def tls_server(certificate, body: bytes) -> tuple[asyncio.AbstractServer, int, list[bytes]]:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                heads.append(head)
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
+                await reader.readexactly(length)
+                writer.write(response(body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    return server, server.sockets[0].getsockname()[1], heads
+
+
+async def test_https_upstream_verified_and_kept_alive(certificate, transport, monkeypatch):
+    server, port, heads = await tls_server(certificate, b'{"secure": true}')
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
+    monkeypatch.setattr(http, "_ssl_context", trusting)  # trust the test's own certificate authority
+    try:
+        target = RequestTarget("POST", f"https://127.0.0.1:{port}/v1/chat/completions", {"authorization": "Bearer k"})
+        for _ in range(2):
+            answer = await asyncio.wait_for(transport.send(target, b"{}", TIMEOUT), WAIT)
+            assert (answer.status_code, await asyncio.wait_for(answer.aread(), WAIT)) == (200, b'{"secure": true}')
+        assert len(heads) == 2 and heads[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        assert len(transport.open) == 1  # one TLS connection, reused
+    finally:
+        server.close()
+        await transport.aclose()
+        await server.wait_closed()
+
+
+async def test_https_upstream_with_an_untrusted_certificate_is_a_connect_error(certificate, transport, monkeypatch):
+    server, port, _ = await tls_server(certificate, b"{}")
+    monkeypatch.setattr(http, "_ssl_context", ssl.create_default_context())  # the system's CAs only
+    try:
+        target = RequestTarget("POST", f"https://127.0.0.1:{port}/v1/chat/completions", {})
+        with pytest.raises(httpx.ConnectError):
+            await asyncio.wait_for(transport.send(target, b"{}", TIMEOUT), WAIT)
+        assert not transport.open
+    finally:
+        server.close()
+        await server.wait_closed()
