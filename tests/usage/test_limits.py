@@ -41,7 +41,9 @@ def assert_quota_refused(response: httpx.Response) -> None:
 
 @pytest.mark.parametrize("level", ["key", "user", "tenant"])
 def test_token_quota_exhaustion_at_each_level(live_gateway, proxy_world, upstream, level):
-    per_request = tokens_per_request(live_gateway, proxy_world.owner_raw)  # another key: measures only
+    # Measured with another tenant's key: its usage counts on none of the member's levels
+    # (a key of the same tenant would count on the tenant's once its record is written).
+    per_request = tokens_per_request(live_gateway, proxy_world.outsider_raw)
     owner = {"key": proxy_world.member_key, "user": proxy_world.member, "tenant": proxy_world.acme}[level]
     owner.token_quota = per_request * 2
     owner.save()
