@@ -96,13 +96,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (and, later, counters shared by every process) -------------------
 REDIS_URL = env_str("REDIS_URL")
+# Seconds any Redis client may wait to connect, or for a reply: a Redis that
+# hangs fails the calls waiting on it instead of holding them forever.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 5.0, positive=True)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "gw"),
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
+            },
         }
     }
 else:

@@ -6,6 +6,7 @@ environment must stop the process at start-up, not silently fall back.
 
 from __future__ import annotations
 
+import math
 import os
 from urllib.parse import unquote, urlsplit
 
@@ -40,14 +41,17 @@ def env_int(name: str, default: int) -> int:
         raise EnvError(f"{name}={raw!r} is not an integer") from None
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, positive: bool = False) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise EnvError(f"{name}={raw!r} is not a number") from None
+    if positive and not 0 < value < math.inf:
+        raise EnvError(f"{name}={raw!r} is not a positive number")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

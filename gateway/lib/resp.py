@@ -13,6 +13,12 @@ It speaks the few commands the hot path uses (`execute` for any other) and
 raises redis-py's exception types, so callers are the same as with redis-py.
 Only plain TCP `redis://` URLs are handled; `shared.async_redis()` uses
 redis-py for anything else (TLS, unix sockets).
+
+With a `timeout`, connecting may take that long, and while commands wait for
+replies Redis must send one at least that often: otherwise the waiting commands
+fail with redis-py's TimeoutError and the connection is dropped (the next
+command opens a new one), as redis-py's `socket_timeout` does. A watchdog timer
+per connection, armed only while replies are awaited, costs nothing per command.
 """
 
 from __future__ import annotations
@@ -38,12 +44,15 @@ def pack(args: tuple) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self.reader = hiredis.Reader(replyError=exceptions.ResponseError)
         self.pending: deque[asyncio.Future] = deque()
         self.out: list[bytes] = []  # commands of this loop turn, written together
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.timeout = timeout
+        self.replies = 0  # replies received so far: the watchdog's sign of progress
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -53,6 +62,7 @@ class _Protocol(asyncio.Protocol):
         try:
             reader.feed(data)
             while (reply := reader.gets()) is not False:
+                self.replies += 1
                 future = self.pending.popleft()
                 if future.done():
                     continue  # its caller was cancelled; the reply is dropped in order
@@ -67,8 +77,29 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exceptions.ConnectionError("Connection to Redis lost"))
 
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+        if self.timeout is not None and self.watchdog is None:
+            self._watch(self.replies)
+
+    def _watch(self, seen: int) -> None:
+        self.watchdog = asyncio.get_running_loop().call_later(self.timeout, self._check, seen)
+
+    def _check(self, seen: int) -> None:
+        self.watchdog = None
+        if not self.pending or self.closed:
+            return
+        if self.replies != seen:
+            self._watch(self.replies)  # still answering: give it another period
+            return
+        self._fail(exceptions.TimeoutError(f"Redis sent no reply within {self.timeout:g} s"))
+        self.transport.close()
+
     def _fail(self, error: Exception) -> None:
         self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.pending:
             future = self.pending.popleft()
             if not future.done():
@@ -81,7 +112,7 @@ def _flush(protocol: _Protocol) -> None:
     if protocol.closed:
         protocol._fail(exceptions.ConnectionError("Connection to Redis lost"))
     else:
-        protocol.transport.write(data)
+        protocol.write(data)
 
 
 def _error(reply: exceptions.ResponseError) -> exceptions.ResponseError:
@@ -94,8 +125,9 @@ def _error(reply: exceptions.ResponseError) -> exceptions.ResponseError:
 class LeanRedis:
     """One pipelined connection to Redis, for one event loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         options = parse_url(url)
+        self.timeout = timeout
         self.host = options.get("host") or "127.0.0.1"
         self.port = int(options.get("port") or 6379)
         self.db = int(options.get("db") or 0)
@@ -119,9 +151,15 @@ class LeanRedis:
 
     async def _connect(self) -> _Protocol:
         try:
-            _, protocol = await self._loop.create_connection(_Protocol, self.host, self.port)
-        except OSError as exc:
-            raise exceptions.ConnectionError(f"Cannot connect to Redis at {self.host}:{self.port}: {exc}") from None
+            async with asyncio.timeout(self.timeout):
+                _, protocol = await self._loop.create_connection(lambda: _Protocol(self.timeout), self.host, self.port)
+        except OSError as exc:  # TimeoutError is one
+            where = f"Redis at {self.host}:{self.port}"
+            if isinstance(exc, TimeoutError) and self.timeout is not None:
+                raise exceptions.TimeoutError(
+                    f"Cannot connect to {where}: no answer within {self.timeout:g} s"
+                ) from None
+            raise exceptions.ConnectionError(f"Cannot connect to {where}: {exc}") from None
         setup = []
         if self.password is not None:
             auth = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
@@ -132,7 +170,7 @@ class LeanRedis:
         for args in setup:
             future = self._loop.create_future()
             protocol.pending.append(future)
-            protocol.transport.write(pack(args))
+            protocol.write(pack(args))
             futures.append(future)
         try:
             for future in futures:

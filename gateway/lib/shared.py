@@ -27,12 +27,16 @@ def enabled() -> bool:
     return bool(settings.REDIS_URL)
 
 
+def _timeouts() -> dict:
+    return {"socket_timeout": settings.REDIS_TIMEOUT, "socket_connect_timeout": settings.REDIS_TIMEOUT}
+
+
 def sync_redis() -> redis.Redis | None:
     global _sync_client
     if not settings.REDIS_URL:
         return None
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL, **_timeouts())
     return _sync_client
 
 
@@ -49,7 +53,10 @@ def async_redis() -> resp.LeanRedis | aredis.Redis | None:
     client = _async_clients.get(loop)
     if client is None:
         url = settings.REDIS_URL
-        client = resp.LeanRedis(url) if resp.supports(url) else aredis.Redis.from_url(url)
+        if resp.supports(url):
+            client = resp.LeanRedis(url, timeout=settings.REDIS_TIMEOUT)
+        else:
+            client = aredis.Redis.from_url(url, **_timeouts())
         _async_clients[loop] = client
     _last = (loop, client)
     return client

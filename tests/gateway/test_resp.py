@@ -6,9 +6,11 @@ with its own prefix and is deleted afterwards."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 import weakref
 
+import hiredis
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -446,6 +448,124 @@ async def test_nothing_listening_raises_connection_error():
     await client.aclose()
 
 
+# --- timeouts ----------------------------------------------------------------------
+
+
+class FakeRedis:
+    """A TCP server on loopback that parses commands and answers each one after
+    `delay` seconds (or never, with `delay=None`), in order."""
+
+    def __init__(self, delay: float | None) -> None:
+        self.delay = delay
+        self.connections = 0
+        self.commands: list[list] = []
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def _serve(self, reader, writer):
+        self.connections += 1
+        parser = hiredis.Reader()
+        try:
+            while data := await reader.read(65536):
+                parser.feed(data)
+                while (command := parser.gets()) is not False:
+                    self.commands.append(command)
+                    if self.delay is not None:
+                        await asyncio.sleep(self.delay)
+                        writer.write(b"+OK\r\n")
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_no_reply_within_the_timeout_fails_waiting_commands_and_drops_the_connection():
+    async with FakeRedis(delay=None) as server:
+        client = LeanRedis(server.url, timeout=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        replies = await within(asyncio.gather(*(client.execute("PING") for _ in range(3)), return_exceptions=True))
+        waited = loop.time() - started
+        assert all(isinstance(reply, exceptions.TimeoutError) for reply in replies), replies
+        assert "0.2 s" in str(replies[0])
+        assert 0.2 <= waited < 1.0
+        assert client._protocol.closed
+        with pytest.raises(exceptions.TimeoutError):  # the next command opens a new connection
+            await within(client.execute("PING"))
+        assert server.connections == 2
+        await client.aclose()
+
+
+async def test_slow_replies_that_keep_coming_do_not_time_out():
+    """The timeout bounds the silence between replies, not a batch's total time."""
+    async with FakeRedis(delay=0.1) as server:
+        client = LeanRedis(server.url, timeout=0.35)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        replies = await within(asyncio.gather(*(client.execute("ECHO", n) for n in range(6))))
+        assert replies == [b"OK"] * 6
+        assert loop.time() - started >= 0.6  # twice the timeout in all, without a failure
+        assert server.connections == 1
+        await client.aclose()
+
+
+async def test_timeout_during_setup_closes_the_connection():
+    async with FakeRedis(delay=None) as server:
+        client = LeanRedis(server.url + "/3", timeout=0.2)
+        with pytest.raises(exceptions.TimeoutError):
+            await within(client.get("k"))
+        assert server.commands == [[b"SELECT", b"3"]]
+        assert client._protocol is None
+        await client.aclose()
+
+
+async def test_connect_timeout():
+    """A listener whose accept queue is full drops new SYNs: connecting hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            queued.append(filler)
+        client = LeanRedis(f"redis://127.0.0.1:{port}", timeout=0.3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(exceptions.TimeoutError, match="no answer within 0.3 s"):
+            await within(client.execute("PING"))
+        assert 0.3 <= loop.time() - started < 1.5
+    finally:
+        for sock in [*queued, listener]:
+            sock.close()
+
+
+async def test_no_timeout_by_default_waits_for_a_slow_reply():
+    async with FakeRedis(delay=0.3) as server:
+        client = LeanRedis(server.url)
+        assert await within(client.execute("PING")) == b"OK"
+        assert client._protocol.watchdog is None
+        await client.aclose()
+
+
+async def test_watchdog_is_idle_when_nothing_is_awaited(lean):
+    lean.timeout = 0.2
+    assert await within(lean.execute("PING")) == b"PONG"  # connected with a 0.2 s timeout
+    await asyncio.sleep(0.5)  # idle for longer than the timeout: nothing to fail
+    assert not lean._protocol.closed
+    assert lean._protocol.watchdog is None
+    assert await within(lean.execute("PING")) == b"PONG"
+
+
 # --- arguments ---------------------------------------------------------------------
 
 
@@ -518,6 +638,7 @@ async def test_async_redis_is_lean_for_redis_urls_one_per_loop(settings, fresh_c
     try:
         assert isinstance(client, LeanRedis)
         assert (client.host, client.port, client.db) == ("127.0.0.1", 6379, DB)
+        assert client.timeout == settings.REDIS_TIMEOUT == 5.0
         assert shared.async_redis() is client
         assert await within(client.execute("PING")) == b"PONG"
 
