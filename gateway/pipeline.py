@@ -399,7 +399,7 @@ class Pipeline:
             if entry is not None:
                 call.cached = entry
                 if stream:
-                    return Streamed(entry.chunks[0], response_cache.replay(entry.chunks[1:]))
+                    return Streamed(entry.chunks, response_cache.replay())
                 return Reply(entry.data, Usage.from_openai(entry.usage))
             if skip_store:
                 key = None
@@ -502,18 +502,18 @@ class Pipeline:
 
     async def relay(self, result: Streamed, translate, error_event) -> bool:
         """Relay a stream as its chunks arrive, each through `translate` (bytes to
-        send, or None), and cache it once complete. False when the upstream broke
+        send, or None), a batch of chunks per write, and cache it once complete. False when the upstream broke
         mid-stream (the client was told in-band with `error_event(error)`)."""
         await self.start_stream()
         seen: list[bytes] = []
         try:
-            chunk = result.first
-            while chunk is not None:
-                seen.append(chunk)
-                out = translate(chunk)
+            batch = result.first
+            while batch is not None:
+                seen += batch
+                out = b"".join([piece for piece in map(translate, batch) if piece])
                 if out:
                     await self.write(out)
-                chunk = await anext(result.rest, None)
+                batch = await anext(result.rest, None)
         except UpstreamError as error:
             await self.stream_failed(error, error_event(error))
             return False

@@ -42,8 +42,11 @@ class Attempt:
 
 @dataclass
 class Streamed:
-    first: bytes | None
-    rest: AsyncIterator[bytes]
+    """A stream in batches of chunks (see Adapter.stream): the first batch, None
+    when the upstream sent no chunk at all, and an iterator over the rest."""
+
+    first: list[bytes] | None
+    rest: AsyncIterator[list[bytes]]
 
 
 def backoff(retry: int, retry_after: float | None) -> float:

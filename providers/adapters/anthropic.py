@@ -41,18 +41,23 @@ class AnthropicAdapter(Adapter):
         data = anthropic_to_openai_chat_response(data, model)
         return Reply(data, Usage.from_openai(data.get("usage")))
 
-    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[bytes]:
+    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         converter = AnthropicToOpenAIStream(model, include_usage=True)
-        events = self.post_stream("/v1/messages", self.payload(body, model, stream=True))
+        batches = self.post_stream("/v1/messages", self.payload(body, model, stream=True))
         try:
-            async for event, data in events:
-                try:
-                    chunks = converter.feed(event or "", jsonfast.loads(data))
-                except AnthropicStreamError as exc:
-                    raise UpstreamError(self.scrub(f"{self.upstream.name}: {exc}"), kind="status", status=502) from None
-                except ValueError:
-                    raise UpstreamError(f"{self.upstream.name}: malformed stream event", kind="invalid") from None
-                for chunk in chunks:
-                    yield jsonfast.dumps(chunk)
+            async for events in batches:
+                out = []
+                for event, data in events:
+                    try:
+                        chunks = converter.feed(event or "", jsonfast.loads(data))
+                    except AnthropicStreamError as exc:
+                        raise UpstreamError(
+                            self.scrub(f"{self.upstream.name}: {exc}"), kind="status", status=502
+                        ) from None
+                    except ValueError:
+                        raise UpstreamError(f"{self.upstream.name}: malformed stream event", kind="invalid") from None
+                    out.extend(jsonfast.dumps(chunk) for chunk in chunks)
+                if out:
+                    yield out
         finally:
-            await events.aclose()
+            await batches.aclose()

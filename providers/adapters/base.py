@@ -134,8 +134,10 @@ class Adapter:
     async def request(self, endpoint: str, body: dict, model: str) -> Reply:
         raise NotImplementedError
 
-    def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[bytes]:
-        """Yield each streamed chunk as the JSON text of an OpenAI chunk object.
+    def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
+        """Yield the streamed chunks, each the JSON text of an OpenAI chunk object,
+        in batches: the chunks that arrived together (never an empty batch), so a
+        relay writes them to the client at once.
 
         Errors before the first chunk raise UpstreamError (so the router can
         retry or fail over); the caller must `aclose()` the iterator."""
@@ -155,15 +157,16 @@ class Adapter:
             raise self.status_error(response)
         return self.parse_json(response)
 
-    async def post_stream(self, path: str, content: bytes) -> AsyncIterator[tuple[str | None, bytes]]:
-        """The upstream's server-sent events; the response is closed however the iteration ends."""
+    async def post_stream(self, path: str, content: bytes) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+        """The upstream's server-sent events, in batches (see `sse_batches`); the
+        response is closed however the iteration ends."""
         response = await self.send("POST", path, content)
         try:
             if response.status_code >= 300:
                 await response.aread()
                 raise self.status_error(response)
-            async for event in sse_events(response.aiter_raw()):
-                yield event
+            async for batch in sse_batches(response.aiter_raw()):
+                yield batch
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
         finally:
@@ -218,13 +221,16 @@ def model_ids(listing: dict) -> list[str]:
     return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
 
 
-async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | None, bytes]]:
-    """(event name, data) for each server-sent event in a byte stream."""
+async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    """(event name, data) of each server-sent event in a byte stream, a list per
+    read: the events that arrived together (a busy process finds many waiting),
+    so they are handled, and written on, in one go. Never an empty list."""
     buffer = b""
     async for chunk in chunks:
         buffer += chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
+        batch = []
         while True:
             end = buffer.find(b"\n\n")
             if end < 0:
@@ -232,11 +238,13 @@ async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | 
             block, buffer = buffer[:end], buffer[end + 2 :]
             event = _parse_event(block)
             if event is not None:
-                yield event
+                batch.append(event)
+        if batch:
+            yield batch
     if buffer.strip():
         event = _parse_event(buffer.strip())
         if event is not None:
-            yield event
+            yield [event]
 
 
 def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:

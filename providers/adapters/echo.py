@@ -8,7 +8,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from gateway.lib import jsonfast
 from providers.adapters.base import Adapter, Reply, Usage
@@ -103,25 +103,31 @@ class EchoAdapter(Adapter):
         data = {"created": int(time.time()), "data": [{"b64_json": PIXEL_PNG} for _ in range(count)]}
         return Reply(data, Usage(max(1, count_words(body["prompt"])), 0))
 
-    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[bytes]:
+    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         reply = await self.request(endpoint, body, model)
-        base = {"id": reply.data["id"], "created": reply.data["created"], "model": model}
-        if endpoint == "completions":
-            base["object"] = "text_completion"
-            yield jsonfast.dumps({**base, "choices": [_text_choice(reply.data["choices"][0]["text"], "stop")]})
-        else:
-            base["object"] = "chat.completion.chunk"
-            yield jsonfast.dumps({**base, "choices": [_delta({"role": "assistant", "content": ""})]})
-            words = reply.data["choices"][0]["message"]["content"].split(" ")
-            for i, word in enumerate(words):
-                piece = word if i == len(words) - 1 else word + " "
-                if piece:
-                    yield jsonfast.dumps({**base, "choices": [_delta({"content": piece})]})
-            yield jsonfast.dumps({**base, "choices": [_delta({}, "stop")]})
-        yield jsonfast.dumps({**base, "choices": [], "usage": reply.data["usage"]})
+        for chunk in _chunks(reply, endpoint, model):
+            yield [chunk]  # one at a time, as a model's tokens would come
 
     async def list_models(self) -> list[str]:
         return list(MODELS)
+
+
+def _chunks(reply: Reply, endpoint: str, model: str) -> Iterator[bytes]:
+    """The reply as the chunks of a stream: the role, a word each, the finish, the usage."""
+    base = {"id": reply.data["id"], "created": reply.data["created"], "model": model}
+    if endpoint == "completions":
+        base["object"] = "text_completion"
+        yield jsonfast.dumps({**base, "choices": [_text_choice(reply.data["choices"][0]["text"], "stop")]})
+    else:
+        base["object"] = "chat.completion.chunk"
+        yield jsonfast.dumps({**base, "choices": [_delta({"role": "assistant", "content": ""})]})
+        words = reply.data["choices"][0]["message"]["content"].split(" ")
+        for i, word in enumerate(words):
+            piece = word if i == len(words) - 1 else word + " "
+            if piece:
+                yield jsonfast.dumps({**base, "choices": [_delta({"content": piece})]})
+        yield jsonfast.dumps({**base, "choices": [_delta({}, "stop")]})
+    yield jsonfast.dumps({**base, "choices": [], "usage": reply.data["usage"]})
 
 
 def _openai_usage(usage: Usage) -> dict:

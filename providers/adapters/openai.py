@@ -29,16 +29,21 @@ class OpenAIAdapter(Adapter):
         data = await self.post_json(PATHS[endpoint], jsonfast.dumps({**body, "model": model}))
         return Reply(data, Usage.from_openai(data.get("usage")))
 
-    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[bytes]:
+    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         # Always ask for usage, so a stream is billed even when the client did
         # not ask for it (the gateway strips that chunk again).
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         payload = {**body, "model": model, "stream": True, "stream_options": options}
-        events = self.post_stream(PATHS[endpoint], jsonfast.dumps(payload))
+        batches = self.post_stream(PATHS[endpoint], jsonfast.dumps(payload))
         try:
-            async for _, data in events:
-                if data == b"[DONE]":
-                    return
-                yield data
+            async for events in batches:
+                chunks = []
+                for _, data in events:
+                    if data == b"[DONE]":
+                        if chunks:
+                            yield chunks
+                        return
+                    chunks.append(data)
+                yield chunks
         finally:
-            await events.aclose()
+            await batches.aclose()
