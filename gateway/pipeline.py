@@ -502,8 +502,9 @@ class Pipeline:
 
     async def relay(self, result: Streamed, translate, error_event) -> bool:
         """Relay a stream as its chunks arrive, each through `translate` (bytes to
-        send, or None), a batch of chunks per write, and cache it once complete. False when the upstream broke
-        mid-stream (the client was told in-band with `error_event(error)`)."""
+        send, or None), one write per batch, and cache it once complete. False when
+        the upstream broke mid-stream (the client was told in-band with
+        `error_event(error)`)."""
         await self.start_stream()
         seen: list[bytes] = []
         try:
