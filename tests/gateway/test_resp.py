@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 import weakref
 
 import hiredis
+import httpx
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -668,3 +670,37 @@ async def test_async_redis_is_none_without_a_url(settings, fresh_clients):
     settings.REDIS_URL = ""
     assert shared.async_redis() is None
     assert not shared.enabled()
+
+
+# --- the request path when Redis hangs ---------------------------------------------
+
+
+def test_a_hung_redis_gives_v1_a_json_500_after_the_timeout(live_gateway, proxy_world, upstream, monkeypatch, caplog):
+    """A listener that never accepts still completes the TCP handshake (the
+    kernel queues the connection): commands are sent and nothing ever answers."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    clients = {}
+
+    def hung_redis():
+        loop = asyncio.get_running_loop()
+        if loop not in clients:
+            clients[loop] = LeanRedis(f"redis://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3)
+        return clients[loop]
+
+    monkeypatch.setattr(shared, "async_redis", hung_redis)
+    try:
+        started = time.monotonic()
+        response = httpx.post(
+            live_gateway.v1 + "/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]},
+            headers={"Authorization": f"Bearer {proxy_world.member_raw}"},
+            timeout=10,
+        )
+        waited = time.monotonic() - started
+    finally:
+        silent.close()
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert b"Traceback" not in response.content and b"Redis" not in response.content
+    assert 0.3 <= waited < 5
+    assert "Redis sent no reply within 0.3 s" in caplog.text  # logged, with the request id
