@@ -261,21 +261,27 @@ async def test_commands_of_different_kinds_in_one_batch_get_their_own_replies(le
     assert replies[6:] == [True, 1]
 
 
-async def test_first_commands_share_one_connection(prefix):
-    client = LeanRedis(URL)
-    connects = 0
+def count_connects(client: LeanRedis) -> list[int]:
+    """Count the client's connection attempts from now on, in the one item of
+    the list returned."""
+    connects = [0]
     connect = client._connect
 
     async def counting():
-        nonlocal connects
-        connects += 1
+        connects[0] += 1
         return await connect()
 
     client._connect = counting
+    return connects
+
+
+async def test_first_commands_share_one_connection(prefix):
+    client = LeanRedis(URL)
+    connects = count_connects(client)
     try:
         values = await within(asyncio.gather(*(client.execute("INCR", prefix + "n") for _ in range(20))))
         assert sorted(values) == list(range(1, 21))
-        assert connects == 1
+        assert connects == [1]
     finally:
         await client.aclose()
 
@@ -374,18 +380,10 @@ async def test_concurrent_commands_after_a_loss_share_one_reconnect(lean, sync, 
     protocol = lean._protocol
     sync.client_kill_filter(_id=first_id)
     await until(lambda: protocol.closed)
-    connects = 0
-    connect = lean._connect
-
-    async def counting():
-        nonlocal connects
-        connects += 1
-        return await connect()
-
-    lean._connect = counting
+    connects = count_connects(lean)
     values = await within(asyncio.gather(*(lean.execute("INCR", prefix + "n") for _ in range(10))))
     assert sorted(values) == list(range(1, 11))
-    assert connects == 1
+    assert connects == [1]
 
 
 # --- cancellation ------------------------------------------------------------------
