@@ -1,12 +1,12 @@
 """The client API (`/v1/*` proxy paths and `/api/v1/generate`): a lean ASGI
 app under the Channels router.
 
-It reads the body, then runs the pipeline while it listens for the client
-going away: Daphne only reports a disconnect through `receive()`, so a task
-waits on it and cancels the pipeline (this request's task) the moment it comes, which closes the
-upstream call. The quota is settled and the usage recorded from what
-the pipeline saw: before the response's last byte, or here when the client
-went away first.
+It reads the body, then runs the pipeline in this request's task while it
+listens for the client going away: Daphne only reports a disconnect through
+`receive()`, so a watcher task waits on it and cancels the request's task the
+moment it comes, which closes the upstream call. The quota is settled and the
+usage recorded from what the pipeline saw: before the response's last byte, or
+here when the client went away first.
 """
 
 from __future__ import annotations
