@@ -14,8 +14,8 @@ from functools import partial
 from channels.db import database_sync_to_async
 
 from accounts.models import KEY_RE, ApiKey, hash_key
-from gateway.lib import jsonfast, shared
-from gateway.lib.singleflight import SingleFlight
+from core import jsonfast, shared_redis
+from core.singleflight import SingleFlight
 
 LOCAL_TTL = 1.0
 SHARED_TTL = 300
@@ -116,7 +116,7 @@ async def _lookup_and_keep(raw: str, digest: str) -> KeyInfo | None:
 
 
 async def _lookup_shared(raw: str, digest: str) -> KeyInfo | None:
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     if redis is not None:
         cached = await redis.get(_shared_key(digest))
         if cached is not None:
@@ -134,7 +134,7 @@ def forget(digests) -> None:
     digests = [d for d in digests if d]
     for digest in digests:
         _local.pop(digest, None)
-    redis = shared.sync_redis()
+    redis = shared_redis.sync_redis()
     if redis is not None and digests:
         redis.delete(*(_shared_key(d) for d in digests))
 

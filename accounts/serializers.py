@@ -7,8 +7,8 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, ApiUser, Tenant, name_validator
 from accounts.permissions import admin_tenant
-from gateway.errors import GatewayError
-from gateway.lib.names import MODEL_NAME_RE
+from core.errors import GatewayError
+from core.names import MODEL_NAME_RE
 
 LIMIT_FIELDS = ["token_quota", "budget_usd", "quota_period", "rpm", "tpm"]
 

@@ -16,8 +16,8 @@ import logging
 
 from django.conf import settings
 
-from gateway.errors import GatewayError
-from gateway.lib.asgi import read_body, send_error
+from core.errors import GatewayError
+from gateway.asgi_io import read_body, send_error
 from gateway.pipeline import Call, Pipeline, is_anthropic_path, resolve_route
 
 logger = logging.getLogger("gateway.v1")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.errors import error_response, from_exception, internal_error
+from core.errors import error_response, from_exception, internal_error
 
 logger = logging.getLogger("gateway.errors")
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from accounts import keycache
 from accounts.auth import key_from_headers
-from gateway import metrics, response_cache
-from gateway.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
-from gateway.lib import jsonfast
-from gateway.lib.asgi import JSON_HEADERS, send_bytes, send_error
+from core import jsonfast, metrics
+from core.errors import GatewayError, error_json_bytes, internal_error, invalid_api_key
+from gateway import response_cache
+from gateway.asgi_io import JSON_HEADERS, send_bytes, send_error
 from gateway.validation import VALIDATORS, parse_json_object
 from providers import registry
 from providers.adapters import Reply, UpstreamError, Usage

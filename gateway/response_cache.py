@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.lib import shared
+from core import shared_redis
 
 CACHEABLE = frozenset({"chat", "completions", "embeddings"})
 IGNORED_FIELDS = frozenset({"user", "stream_options", "metadata", "stream"})
@@ -101,7 +101,7 @@ memory = MemoryCache()
 
 
 async def get(key: str) -> Entry | None:
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     raw = memory.get(key) if redis is None else await redis.get(key)
     return Entry.decode(raw) if raw is not None else None
 
@@ -111,7 +111,7 @@ async def put(key: str, entry: Entry, config: dict) -> None:
     if ttl <= 0:
         return
     raw = entry.encode()
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     if redis is None:
         memory.set(key, raw, ttl, int(config.get("max_entries", 10_000)))
     else:

@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
-from accounts import seed
+from accounts import compat_api
 from gateway import views
 from providers import api as providers_api
 from usage import api as usage_api
@@ -22,9 +22,9 @@ router.register("overrides", providers_api.OverrideViewSet, basename="override")
 
 urlpatterns = [
     # Seed-compatible admin paths come before the Django admin's catch-all.
-    path("admin/gen_key", seed.gen_key),
-    path("admin/list_users", seed.list_users),
-    path("admin/forbid_key", seed.forbid_key),
+    path("admin/gen_key", compat_api.gen_key),
+    path("admin/list_users", compat_api.list_users),
+    path("admin/forbid_key", compat_api.forbid_key),
     path("admin/list_costs", usage_api.list_costs),
     path("admin/", admin.site.urls),
     # Seed-compatible provider and config paths (ASGI routes /v1/providers and /v1/config here).

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.errors import GatewayError
-from gateway.lib import jsonfast
-from gateway.lib.names import MODEL_NAME_RE
+from core import jsonfast
+from core.errors import GatewayError
+from core.names import MODEL_NAME_RE
 
 Check = Callable[[object, str], None]  # (value, param) -> None, raises on failure
 Predicate = Callable[[object], bool]

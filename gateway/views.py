@@ -9,8 +9,8 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from gateway import metrics
-from gateway.errors import GatewayError, error_response, internal_error
+from core import metrics
+from core.errors import GatewayError, error_response, internal_error
 
 logger = logging.getLogger("gateway")
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts.models import ApiUser
 from accounts.permissions import IsGatewayAdmin, IsGlobalAdmin, admin_tenant
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from providers import config, services
 from providers.models import Override, Provider
 from providers.serializers import (

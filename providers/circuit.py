@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from gateway.lib import shared
+from core import shared_redis
 
 VIEW_TTL = 1.0
 
@@ -34,7 +34,7 @@ class CircuitConfig:
         return int(max(60, self.recovery_timeout * 2))
 
 
-FAIL_SCRIPT = shared.LuaScript("""
+FAIL_SCRIPT = shared_redis.LuaScript("""
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
 if open_until > 0 or failures >= tonumber(ARGV[1]) then
@@ -57,7 +57,7 @@ class Circuits:
 
     async def _state(self, name: str) -> list:
         view = self._view.get(name)
-        redis = shared.async_redis()
+        redis = shared_redis.async_redis()
         if redis is None:
             if view is None:
                 view = self._view[name] = [0, 0.0, 0, 0.0]
@@ -76,7 +76,7 @@ class Circuits:
         if time.time() < open_until:
             return False
         # Half-open: a few probes may go through, counted across processes.
-        redis = shared.async_redis()
+        redis = shared_redis.async_redis()
         if redis is None:
             state[2] += 1
             probes = state[2]
@@ -89,14 +89,14 @@ class Circuits:
         if not state[0] and not state[1]:
             return
         state[:3] = [0, 0.0, 0]
-        redis = shared.async_redis()
+        redis = shared_redis.async_redis()
         if redis is not None:
             await redis.delete(self._key(name))
 
     async def record_failure(self, name: str, config: CircuitConfig) -> None:
         state = await self._state(name)
         now = time.time()
-        redis = shared.async_redis()
+        redis = shared_redis.async_redis()
         if redis is None:
             state[0] += 1
             if state[1] or state[0] >= config.failure_threshold:
@@ -118,7 +118,7 @@ class Circuits:
 
     def state_code_sync(self, name: str) -> int:
         """0 closed, 1 half-open, 2 open (for metrics; reads Redis directly when shared)."""
-        redis = shared.sync_redis()
+        redis = shared_redis.sync_redis()
         if redis is None:
             view = self._view.get(name)
             open_until = view[1] if view else 0.0

@@ -21,7 +21,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from accounts.models import name_validator
-from gateway.lib.names import MODEL_NAME_RE
+from core.names import MODEL_NAME_RE
 from providers import registry
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider, ProviderType, mask_secret
 

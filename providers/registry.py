@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from gateway.lib import shared
+from core import shared_redis
 
 GENERATION_KEY = "gw:routing:generation"
 
@@ -150,7 +150,7 @@ def _bump_db_generation() -> None:
 
 
 async def _generation() -> int:
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     if redis is None:
         return await database_sync_to_async(_db_generation)()
     value = await redis.get(GENERATION_KEY)
@@ -174,7 +174,7 @@ async def current() -> Snapshot:
 
 def current_sync() -> Snapshot:
     """For management views and commands (fresh read, not cached)."""
-    redis = shared.sync_redis()
+    redis = shared_redis.sync_redis()
     generation = int(redis.get(GENERATION_KEY) or 0) if redis is not None else _db_generation()
     return build(generation)
 
@@ -183,7 +183,7 @@ def invalidate() -> None:
     """Call after changing providers, aliases, overrides, prices or config
     (signals do it for model saves; bulk updates must call it themselves)."""
     _state.stale = True
-    redis = shared.sync_redis()
+    redis = shared_redis.sync_redis()
     if redis is not None:
         redis.set(GENERATION_KEY, _new_generation())
     else:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from gateway import metrics
-from gateway.errors import GatewayError
+from core import metrics
+from core.errors import GatewayError
 from providers.adapters import Reply, UpstreamError, adapter_for
 from providers.circuit import CircuitConfig, circuits
 from providers.registry import Target

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from accounts.models import name_validator
 from accounts.serializers import conflict
-from gateway.lib.names import MODEL_NAME_RE
+from core.names import MODEL_NAME_RE
 from providers.config import ENV_NAME_RE
 from providers.models import Override, Provider
 

@@ -17,7 +17,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from accounts.permissions import admin_tenant
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from usage import reports
 from usage.models import UsageRecord
 

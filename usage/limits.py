@@ -34,10 +34,9 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.keycache import KeyInfo
-from gateway import metrics
-from gateway.errors import GatewayError
-from gateway.lib import shared
-from gateway.lib.singleflight import SingleFlight
+from core import metrics, shared_redis
+from core.errors import GatewayError
+from core.singleflight import SingleFlight
 
 NANO = 10**9  # budgets are counted in integer nano-USD, so counters stay integers
 WINDOW = 60  # seconds in a rate-limit window
@@ -46,7 +45,7 @@ PARALLEL_TTL = 600  # a crashed process's in-flight counts fade out after this
 USAGE_QUEUE = "gw:usage:queue"
 LEVEL_FIELDS = {"key": "key_id", "user": "user_id", "tenant": "tenant_id"}
 
-ADMIT_SCRIPT = shared.LuaScript("""
+ADMIT_SCRIPT = shared_redis.LuaScript("""
 local values = {}
 for i = 1, #KEYS do
   local base = (i - 1) * 4
@@ -64,7 +63,7 @@ end
 return {1, 0, unpack(values)}
 """)
 
-SETTLE_SCRIPT = shared.LuaScript("""
+SETTLE_SCRIPT = shared_redis.LuaScript("""
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 for i = 3, #KEYS do
   local delta = tonumber(ARGV[i])
@@ -299,7 +298,7 @@ async def _seed_missing(missing: list[Check]) -> None:
 
 async def _seed(check: Check) -> None:
     value = await database_sync_to_async(rebuilt_value)(check)
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     if redis is None:
         memory.seed(check, value)
     else:
@@ -333,7 +332,7 @@ async def _reserve(redis, checks: list[Check]) -> tuple[int, int, list[int]]:
 async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admission:
     """Reserve `tokens` and `nano_usd` on every level, or raise 403/429."""
     checks, header_limits = plan(key, tokens, nano_usd, limits)
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     for _ in range(3):  # a counter missing twice in a row (flushed meanwhile) is rebuilt again
         if redis is None:
             missing = memory.missing(checks)
@@ -380,7 +379,7 @@ async def settle(
     this request was already settled."""
     deltas = adjustments(admission, list(provider_limits), tokens, nano_usd)
     marker = f"gw:settled:{request_id}"
-    redis = shared.async_redis()
+    redis = shared_redis.async_redis()
     if redis is None:
         return memory.settle(marker, deltas)
     keys = [marker, USAGE_QUEUE, *(key for key, _ in deltas)]
@@ -406,7 +405,7 @@ def provider_checks(upstream) -> list[Check]:
 async def try_provider(upstream) -> list[Check] | None:
     """Take a slot in the provider's own limits; None when it is at its limit now."""
     checks = provider_checks(upstream)
-    status, _, _ = await _reserve(shared.async_redis(), checks)
+    status, _, _ = await _reserve(shared_redis.async_redis(), checks)
     return checks if status == 1 else None
 
 

@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
-from gateway.lib import shared
+from core import shared_redis
 from usage import limits
 from usage.models import UsageRecord
 
@@ -127,7 +127,7 @@ async def submit(
     fields: dict, admission: limits.Admission | None, tokens: int, nano_usd: int, provider_limits: list = ()
 ) -> None:
     """Settle the request's reservation (and the serving provider's TPM) and record its usage, once."""
-    with_redis = shared.enabled()
+    with_redis = shared_redis.enabled()
     record = encode(fields) if with_redis else b""
     settled = await limits.settle(fields["request_id"], admission, tokens, nano_usd, record, provider_limits)
     if settled and not with_redis:
@@ -167,15 +167,15 @@ def _flush_at_exit() -> None:
 
 def pending() -> int:
     """Records not written yet (in this process's buffer, or queued in Redis)."""
-    if not shared.enabled():
+    if not shared_redis.enabled():
         return len(_buffer)
-    redis = shared.sync_redis()
+    redis = shared_redis.sync_redis()
     return redis.llen(limits.USAGE_QUEUE) + (1 if redis.exists(DRAIN_LOCK) else 0)
 
 
 def flush_sync() -> int:
     """Write what is waiting (buffer, or the Redis queue); returns rows written."""
-    return _drain_redis() if shared.enabled() else _flush_buffer()
+    return _drain_redis() if shared_redis.enabled() else _flush_buffer()
 
 
 def _flush_buffer() -> int:
@@ -195,7 +195,7 @@ def _flush_buffer() -> int:
 
 
 def _drain_redis() -> int:
-    redis = shared.sync_redis()
+    redis = shared_redis.sync_redis()
     token = uuid.uuid4().hex
     if not redis.set(DRAIN_LOCK, token, nx=True, px=30_000):
         return 0  # another process is draining

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from gateway.lib import jsonfast
-from gateway.lib.http import RequestTarget, UpstreamResponse, transport
+from core import jsonfast
+from core.upstream_transport import RequestTarget, UpstreamResponse, transport
 from providers.models import mask_secret
 from providers.registry import Upstream
 

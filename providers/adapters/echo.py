@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-from gateway.lib import jsonfast
+from core import jsonfast
 from providers.adapters.base import Adapter, Reply, Usage
 
 MODELS = ["echo"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from gateway.lib import jsonfast
+from core import jsonfast
 from providers.adapters.base import Adapter, Reply, Usage
 
 PATHS = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import path
 
-from gateway.errors import ERRORS, GatewayError
+from core.errors import ERRORS, GatewayError
 
 
 def explode(request):

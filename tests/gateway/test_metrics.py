@@ -129,7 +129,7 @@ def test_only_get(db):
 WORKER = """
 import os, sys
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-from gateway import metrics
+from core import metrics
 fields = {"endpoint": "chat", "provider": "p", "upstream_model": "m", "status": 200, "cached": False,
           "latency_ms": 12, "input_tokens": 3, "output_tokens": 4, "cost_usd": 0.5}
 metrics.observe(fields, 0.01)
@@ -143,7 +143,7 @@ def test_values_of_several_processes_are_added_up(tmp_path: Path):
         subprocess.run([sys.executable, "-c", WORKER], env=env, cwd=root, check=True, timeout=60)
     reader = (
         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'gateway.settings'); django.setup()\n"
-        "from unittest import mock\nfrom gateway import metrics\n"
+        "from unittest import mock\nfrom core import metrics\n"
         "with mock.patch.object(metrics.CircuitCollector, 'collect', return_value=iter(())):\n"
         "    print(metrics.exposition()[0].decode())"
     )

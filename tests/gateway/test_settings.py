@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.lib import shared
-from gateway.lib.env import EnvError, database_from_url, env_bool, env_float, env_int
+from core import shared_redis
+from core.env import EnvError, database_from_url, env_bool, env_float, env_int
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,10 +79,10 @@ def test_redis_timeout_that_is_not_positive_stops_start_up():
 
 
 def test_sync_redis_clients_get_the_timeout(settings, monkeypatch):
-    monkeypatch.setattr(shared, "_sync_client", None)
+    monkeypatch.setattr(shared_redis, "_sync_client", None)
     settings.REDIS_URL = "redis://127.0.0.1:6379/15"
     settings.REDIS_TIMEOUT = 1.5
-    client = shared.sync_redis()
+    client = shared_redis.sync_redis()
     try:
         options = client.connection_pool.connection_kwargs
         assert options["socket_timeout"] == 1.5 and options["socket_connect_timeout"] == 1.5

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 from gateway.validation import (
     VALIDATORS,
     parse_json_object,

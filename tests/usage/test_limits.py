@@ -105,9 +105,9 @@ def test_total_quota_survives_lost_counters(live_gateway, proxy_world, upstream,
     flush_usage()
     assert UsageRecord.objects.filter(key_id=proxy_world.member_key.pk).count() == 2
     if settings.REDIS_URL:
-        from gateway.lib import shared
+        from core import shared_redis
 
-        shared.sync_redis().flushdb()
+        shared_redis.sync_redis().flushdb()
     else:
         from usage import limits
 
@@ -124,9 +124,9 @@ def test_lost_counters_are_rebuilt_once_for_a_burst(live_gateway, proxy_world, u
     proxy_world.member_key.budget_usd = Decimal("1000")
     proxy_world.member_key.save()
     if settings.REDIS_URL:
-        from gateway.lib import shared
+        from core import shared_redis
 
-        shared.sync_redis().flushdb()
+        shared_redis.sync_redis().flushdb()
     else:
         from usage import limits
 
@@ -180,13 +180,13 @@ def test_concurrent_burst_admits_no_more_than_the_quota(live_gateway, proxy_worl
 def test_burst_across_two_processes_sharing_redis(live_gateway, proxy_world, upstream, mock_upstream, settings):
     """The same burst split over two gateway processes (this one and a Daphne
     subprocess), both on Redis: the quota holds across them."""
-    from gateway.lib import shared
+    from core import shared_redis
     from tests.live import DaphneGateway
 
     if not settings.REDIS_URL:  # the laptop pass has no Redis configured: use the local one for this test
         settings.REDIS_URL = "redis://127.0.0.1:6379/14"
-        shared._sync_client = None
-    shared.sync_redis().flushdb()
+        shared_redis._sync_client = None
+    shared_redis.sync_redis().flushdb()
     per_reservation = reservation(live_gateway, proxy_world)
     proxy_world.member_key.token_quota = per_reservation * 5
     proxy_world.member_key.save()
@@ -204,8 +204,8 @@ def test_burst_across_two_processes_sharing_redis(live_gateway, proxy_world, ups
         statuses = asyncio.run(both())
     finally:
         other.stop()
-        shared.sync_redis().flushdb()
-        shared._sync_client = None
+        shared_redis.sync_redis().flushdb()
+        shared_redis._sync_client = None
     assert statuses.count(200) == 5
     assert statuses.count(403) == 45
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from accounts.management.commands._base import GatewayCommand, add_limit_arguments, limit_values
 from accounts.models import Tenant, name_validator
+from core.commands import GatewayCommand, add_limit_arguments, limit_values
 
 
 class Command(GatewayCommand):

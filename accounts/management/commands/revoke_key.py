@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from accounts.management.commands._base import GatewayCommand, positive_int
 from accounts.models import ApiKey, Tenant, hash_key
+from core.commands import GatewayCommand, positive_int
 
 
 class Command(GatewayCommand):

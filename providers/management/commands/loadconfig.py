@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from accounts.management.commands._base import GatewayCommand
+from core.commands import GatewayCommand
 from providers.config import reload
 
 

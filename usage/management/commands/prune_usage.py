@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from accounts.management.commands._base import GatewayCommand, days, whole_number
+from core.commands import GatewayCommand, days, whole_number
 from usage.models import UsageRecord
 
 

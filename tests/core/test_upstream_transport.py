@@ -1,4 +1,4 @@
-"""The pooled upstream transport (gateway/lib/http.py), against a raw asyncio TCP
+"""The pooled upstream transport (core/upstream_transport.py), against a raw asyncio TCP
 server on 127.0.0.1 whose every byte each test controls."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.lib import http
-from gateway.lib.http import RequestTarget, UpstreamTransport
+from core import upstream_transport
+from core.upstream_transport import RequestTarget, UpstreamTransport
 
 WAIT = 2.0  # the longest any single wait in these tests may take
 TIMEOUT = {"connect": 1.0, "read": 1.0, "write": 1.0, "pool": 1.0}
@@ -510,7 +510,7 @@ async def test_idle_connection_past_keepalive_expiry_is_replaced(serve, pool):
 
 
 async def test_expired_idle_connections_are_swept(serve, pool, monkeypatch):
-    monkeypatch.setattr(http, "SWEEP_SECONDS", 0.0)
+    monkeypatch.setattr(upstream_transport, "SWEEP_SECONDS", 0.0)
     transport = pool(keepalive_expiry=0.05)
     first, second = await serve(keep_alive(response(b"a"))), await serve(keep_alive(response(b"b")))
     await fetch(transport, first.url())
@@ -906,8 +906,8 @@ async def test_async_client_end_to_end(serve):
 
 
 async def test_one_shared_transport_per_event_loop():
-    assert http.transport() is http.transport()
-    assert isinstance(http.transport(), UpstreamTransport)
+    assert upstream_transport.transport() is upstream_transport.transport()
+    assert isinstance(upstream_transport.transport(), UpstreamTransport)
 
 
 # --- the adapters' path: a prepared head, an UpstreamResponse -------------------------
@@ -1005,7 +1005,7 @@ async def tls_server(certificate, body: bytes) -> tuple[asyncio.AbstractServer, 
 async def test_https_upstream_verified_and_kept_alive(certificate, transport, monkeypatch):
     server, port, heads = await tls_server(certificate, b'{"secure": true}')
     trusting = ssl.create_default_context(cafile=str(certificate[0]))
-    monkeypatch.setattr(http, "_ssl_context", trusting)  # trust the test's own certificate authority
+    monkeypatch.setattr(upstream_transport, "_ssl_context", trusting)  # trust the test's own certificate authority
     try:
         target = RequestTarget("POST", f"https://127.0.0.1:{port}/v1/chat/completions", {"authorization": "Bearer k"})
         for _ in range(2):
@@ -1021,7 +1021,7 @@ async def test_https_upstream_verified_and_kept_alive(certificate, transport, mo
 
 async def test_https_upstream_with_an_untrusted_certificate_is_a_connect_error(certificate, transport, monkeypatch):
     server, port, _ = await tls_server(certificate, b"{}")
-    monkeypatch.setattr(http, "_ssl_context", ssl.create_default_context())  # the system's CAs only
+    monkeypatch.setattr(upstream_transport, "_ssl_context", ssl.create_default_context())  # the system's CAs only
     try:
         target = RequestTarget("POST", f"https://127.0.0.1:{port}/v1/chat/completions", {})
         with pytest.raises(httpx.ConnectError):

@@ -1,4 +1,4 @@
-"""The request path's Redis client (gateway/lib/resp.py): LeanRedis, one pipelined
+"""The request path's Redis client (core/redis_client.py): LeanRedis, one pipelined
 connection per event loop, against the real Redis at 127.0.0.1:6379, database 14
 only (other test runs use 15, the benchmark 3). Every key a test writes starts
 with its own prefix and is deleted afterwards."""
@@ -18,8 +18,8 @@ import redis
 import redis.asyncio as aredis
 from redis import exceptions
 
-from gateway.lib import resp, shared
-from gateway.lib.resp import LeanRedis
+from core import redis_client, shared_redis
+from core.redis_client import LeanRedis
 
 DB = 14
 URL = f"redis://127.0.0.1:6379/{DB}"
@@ -312,7 +312,7 @@ async def test_evalsha_of_an_unknown_script_raises_no_script_error(lean, prefix)
 
 async def test_lua_script_falls_back_to_eval_then_runs_by_sha(lean, sync, prefix):
     text = f"-- {uuid.uuid4().hex} (unknown to Redis)\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"
-    script = shared.LuaScript(text)
+    script = shared_redis.LuaScript(text)
     sent: list[str] = []
     execute = lean.execute
 
@@ -616,58 +616,58 @@ async def test_connection_stays_usable_after_a_data_error(lean, sync, prefix):
     assert await within(lean.execute("ECHO", "next")) == b"next"
 
 
-# --- shared.async_redis ------------------------------------------------------------
+# --- shared_redis.async_redis ------------------------------------------------------------
 
 
 @pytest.fixture
 def fresh_clients(monkeypatch):
-    """shared.async_redis() with no client remembered for any loop (restored after)."""
-    monkeypatch.setattr(shared, "_last", (None, None))
-    monkeypatch.setattr(shared, "_async_clients", weakref.WeakKeyDictionary())
+    """shared_redis.async_redis() with no client remembered for any loop (restored after)."""
+    monkeypatch.setattr(shared_redis, "_last", (None, None))
+    monkeypatch.setattr(shared_redis, "_async_clients", weakref.WeakKeyDictionary())
 
 
 def test_supports_only_plain_tcp_urls():
-    assert resp.supports("redis://127.0.0.1:6379/0")
-    assert not resp.supports("rediss://127.0.0.1:6379/0")
-    assert not resp.supports("unix:///tmp/redis.sock")
+    assert redis_client.supports("redis://127.0.0.1:6379/0")
+    assert not redis_client.supports("rediss://127.0.0.1:6379/0")
+    assert not redis_client.supports("unix:///tmp/redis.sock")
 
 
 async def test_async_redis_is_lean_for_redis_urls_one_per_loop(settings, fresh_clients):
     settings.REDIS_URL = URL
-    client = shared.async_redis()
+    client = shared_redis.async_redis()
     try:
         assert isinstance(client, LeanRedis)
         assert (client.host, client.port, client.db) == ("127.0.0.1", 6379, DB)
         assert client.timeout == settings.REDIS_TIMEOUT == 5.0
-        assert shared.async_redis() is client
+        assert shared_redis.async_redis() is client
         assert await within(client.execute("PING")) == b"PONG"
 
         def in_another_loop():
             async def get():
-                return shared.async_redis()
+                return shared_redis.async_redis()
 
             return asyncio.run(get())
 
         other = await within(asyncio.to_thread(in_another_loop))
         assert isinstance(other, LeanRedis) and other is not client
         assert other._loop is not client._loop
-        assert shared.async_redis() is client  # this loop's client, remembered per loop
+        assert shared_redis.async_redis() is client  # this loop's client, remembered per loop
     finally:
         await client.aclose()
 
 
 async def test_async_redis_uses_redis_py_for_other_urls(settings, fresh_clients):
     settings.REDIS_URL = f"unix:///tmp/no-such-redis-{uuid.uuid4().hex}.sock?db={DB}"
-    client = shared.async_redis()
+    client = shared_redis.async_redis()
     assert isinstance(client, aredis.Redis) and not isinstance(client, LeanRedis)
-    assert shared.async_redis() is client
+    assert shared_redis.async_redis() is client
     await client.aclose()  # never connected
 
 
 async def test_async_redis_is_none_without_a_url(settings, fresh_clients):
     settings.REDIS_URL = ""
-    assert shared.async_redis() is None
-    assert not shared.enabled()
+    assert shared_redis.async_redis() is None
+    assert not shared_redis.enabled()
 
 
 # --- the request path when Redis hangs ---------------------------------------------
@@ -685,7 +685,7 @@ def test_a_hung_redis_gives_v1_a_json_500_after_the_timeout(live_gateway, proxy_
             clients[loop] = LeanRedis(f"redis://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3)
         return clients[loop]
 
-    monkeypatch.setattr(shared, "async_redis", hung_redis)
+    monkeypatch.setattr(shared_redis, "async_redis", hung_redis)
     try:
         started = time.monotonic()
         response = httpx.post(

@@ -2,7 +2,7 @@
 invalidation, routing generation, circuit breakers; later quotas and limits).
 
 None when REDIS_URL is unset: then there is one process and callers keep the
-state in memory. The async client (`resp.LeanRedis`, pipelined, for the
+state in memory. The async client (`redis_client.LeanRedis`, pipelined, for the
 request path) is bound to its event loop, so there is one per loop (tests
 start several loops).
 """
@@ -17,7 +17,7 @@ import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
-from gateway.lib import resp
+from core import redis_client
 
 _sync_client: redis.Redis | None = None
 _async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -43,7 +43,7 @@ def sync_redis() -> redis.Redis | None:
 _last: tuple = (None, None)  # (loop, client): the common case is one loop per process
 
 
-def async_redis() -> resp.LeanRedis | aredis.Redis | None:
+def async_redis() -> redis_client.LeanRedis | aredis.Redis | None:
     global _last
     if not settings.REDIS_URL:
         return None
@@ -53,8 +53,8 @@ def async_redis() -> resp.LeanRedis | aredis.Redis | None:
     client = _async_clients.get(loop)
     if client is None:
         url = settings.REDIS_URL
-        if resp.supports(url):
-            client = resp.LeanRedis(url, timeout=settings.REDIS_TIMEOUT)
+        if redis_client.supports(url):
+            client = redis_client.LeanRedis(url, timeout=settings.REDIS_TIMEOUT)
         else:
             client = aredis.Redis.from_url(url, **_timeouts())
         _async_clients[loop] = client

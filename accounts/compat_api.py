@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from accounts.models import ApiKey, ApiUser, Tenant, hash_key, name_validator
 from accounts.permissions import admin_tenant
-from gateway.errors import GatewayError
+from core.errors import GatewayError
 
 DEFAULT_TENANT = "default"
 

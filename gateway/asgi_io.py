@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import GatewayError, error_json_bytes
+from core.errors import GatewayError, error_json_bytes
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
