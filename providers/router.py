@@ -14,10 +14,10 @@ from django.conf import settings
 
 from core import metrics
 from core.errors import GatewayError
+from providers import limits
 from providers.adapters import Reply, UpstreamError, adapter_for
 from providers.circuit import CircuitConfig, circuits
 from providers.registry import Target
-from usage import limits
 
 MAX_BACKOFF = 4.0
 

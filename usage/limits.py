@@ -18,6 +18,11 @@ use beyond their estimate (none when `max_tokens` is set).
 Quota and budget counters that are missing (first use, Redis restarted or
 flushed, a new process without Redis) are rebuilt from the usage table before
 admission, so a quota is never silently reset.
+
+The counter engine itself (the Lua scripts, the in-memory store, reserve and
+settle) is `core.counters`; a provider's own RPM/TPM use it too
+(`providers.limits`). This module knows which counters a key's request must
+pass, how to rebuild them from usage records, and what a refusal says.
 """
 
 from __future__ import annotations
@@ -34,62 +39,27 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.keycache import KeyInfo
-from core import metrics, shared_redis
+from core import counters, metrics
+from core.counters import Check
 from core.errors import GatewayError
 from core.singleflight import SingleFlight
 
 NANO = 10**9  # budgets are counted in integer nano-USD, so counters stay integers
 WINDOW = 60  # seconds in a rate-limit window
-SETTLED_TTL = 24 * 3600
 PARALLEL_TTL = 600  # a crashed process's in-flight counts fade out after this
 USAGE_QUEUE = "gw:usage:queue"
 LEVEL_FIELDS = {"key": "key_id", "user": "user_id", "tenant": "tenant_id"}
 
-ADMIT_SCRIPT = shared_redis.LuaScript("""
-local values = {}
-for i = 1, #KEYS do
-  local base = (i - 1) * 4
-  local value = redis.call('GET', KEYS[i])
-  if not value and ARGV[base + 4] == '1' then return {-1, i} end
-  value = tonumber(value or '0')
-  if value >= tonumber(ARGV[base + 1]) then return {0, i, value} end
-end
-for i = 1, #KEYS do
-  local base = (i - 1) * 4
-  values[i] = redis.call('INCRBY', KEYS[i], ARGV[base + 2])
-  local ttl = tonumber(ARGV[base + 3])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
-end
-return {1, 0, unpack(values)}
-""")
 
-SETTLE_SCRIPT = shared_redis.LuaScript("""
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-for i = 3, #KEYS do
-  local delta = tonumber(ARGV[i])
-  if delta ~= 0 and redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], delta) end
-end
-if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
-return 1
-""")
+class QuotaCheck(Check):
+    """A token quota or USD budget: rebuilt from the usage table when its counter is missing."""
 
+    __slots__ = ("rebuild_from", "owner_id")
 
-@dataclass(slots=True)
-class Check:
-    """One counter: refuse when it has reached `limit`, else add `add`."""
-
-    key: str
-    kind: str  # tokens | usd | rpm | tpm | parallel
-    level: str  # key | user | tenant | global | provider
-    limit: int
-    add: int
-    ttl: int
-    rebuild_from: datetime | None = None  # quota/budget: rebuilt from usage since then (None: all time)
-    owner_id: int | None = None
-
-    @property
-    def rebuilt(self) -> bool:
-        return self.kind in ("tokens", "usd")
+    def __init__(self, key, kind, level, limit, add, ttl, rebuild_from: datetime | None, owner_id: int) -> None:
+        super().__init__(key, kind, level, limit, add, ttl, must_exist=True)
+        self.rebuild_from = rebuild_from  # usage since then counts (None: all time)
+        self.owner_id = owner_id
 
 
 @dataclass
@@ -139,14 +109,11 @@ def plan(
             if period not in periods:
                 periods[period] = period_of(period, now)
             suffix, start, ttl = periods[period]
+            prefix = f"gw:q:{level}:{owner}:{suffix}"
         if quota is not None:
-            checks.append(
-                Check(
-                    f"gw:q:{level}:{owner}:{suffix}:t", "tokens", level, own["token_quota"], tokens, ttl, start, owner
-                )
-            )
+            checks.append(QuotaCheck(f"{prefix}:t", "tokens", level, quota, tokens, ttl, start, owner))
         if budget is not None:
-            checks.append(Check(f"gw:q:{level}:{owner}:{suffix}:c", "usd", level, budget, nano_usd, ttl, start, owner))
+            checks.append(QuotaCheck(f"{prefix}:c", "usd", level, budget, nano_usd, ttl, start, owner))
         rpm = own.get("rpm") or (limits.get("default_key_rpm") if level == "key" else None)
         tpm = own.get("tpm") or (limits.get("default_key_tpm") if level == "key" else None)
         if rpm:
@@ -215,79 +182,14 @@ def usage_since(level: str, owner: int, since: datetime | None) -> tuple[int, in
     return int(totals["tokens"] or 0), to_nano(totals["cost"] or 0)
 
 
-def rebuilt_value(check: Check) -> int:
+def rebuilt_value(check: QuotaCheck) -> int:
     tokens, nano_usd = usage_since(check.level, check.owner_id, check.rebuild_from)
     return tokens if check.kind == "tokens" else nano_usd
 
 
-# --- the two stores -----------------------------------------------------------
+# --- admission and settlement -------------------------------------------------
 
-
-class MemoryCounters:
-    """Counters of a single process (no Redis). Each operation is synchronous,
-    so it is atomic on the event loop."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, tuple[int, float]] = {}  # key -> (value, expires at or 0)
-        self.settled: dict[str, float] = {}
-
-    def _get(self, key: str, now: float) -> int | None:
-        entry = self.values.get(key)
-        if entry is None or (entry[1] and entry[1] <= now):
-            return None
-        return entry[0]
-
-    def missing(self, checks: list[Check]) -> list[Check]:
-        now = time.time()
-        return [c for c in checks if c.rebuilt and self._get(c.key, now) is None]
-
-    def seed(self, check: Check, value: int) -> None:
-        if self._get(check.key, time.time()) is None:
-            self.values[check.key] = (value, time.time() + check.ttl if check.ttl else 0)
-
-    def admit(self, checks: list[Check]) -> tuple[int, int, list[int]]:
-        now = time.time()
-        for index, check in enumerate(checks):
-            value = self._get(check.key, now)
-            if value is None and check.rebuilt:
-                return -1, index, []
-            if (value or 0) >= check.limit:
-                return 0, index, []
-        values = []
-        for check in checks:
-            value = (self._get(check.key, now) or 0) + check.add
-            self.values[check.key] = (value, now + check.ttl if check.ttl else 0)
-            values.append(value)
-        self._prune(now)
-        return 1, 0, values
-
-    def settle(self, marker: str, adjustments: list[tuple[str, int]]) -> bool:
-        now = time.time()
-        if self.settled.get(marker, 0) > now:
-            return False
-        self.settled[marker] = now + SETTLED_TTL
-        for key, delta in adjustments:
-            entry = self.values.get(key)
-            if entry is not None and delta:
-                self.values[key] = (entry[0] + delta, entry[1])
-        return True
-
-    def _prune(self, now: float) -> None:
-        # Bounded memory: rate windows and old periods expire; sweep now and then.
-        if len(self.values) > 50_000:
-            self.values = {k: v for k, v in self.values.items() if not v[1] or v[1] > now}
-        if len(self.settled) > 50_000:
-            self.settled = {k: v for k, v in self.settled.items() if v > now}
-
-    def reset(self) -> None:
-        self.values.clear()
-        self.settled.clear()
-
-
-memory = MemoryCounters()
-
-
-# --- the engine ----------------------------------------------------------------
+_rebuilding = SingleFlight()
 
 
 async def _seed_missing(missing: list[Check]) -> None:
@@ -296,54 +198,20 @@ async def _seed_missing(missing: list[Check]) -> None:
         await _rebuilding.run(check.key, partial(_seed, check))
 
 
-async def _seed(check: Check) -> None:
-    value = await database_sync_to_async(rebuilt_value)(check)
-    redis = shared_redis.async_redis()
-    if redis is None:
-        memory.seed(check, value)
-    else:
-        await redis.set(check.key, value, nx=True, ex=check.ttl or None)
-
-
-_rebuilding = SingleFlight()
-
-
-async def _missing_in_redis(redis, checks: list[Check]) -> list[Check]:
-    rebuilt = [c for c in checks if c.rebuilt]
-    values = await redis.mget([c.key for c in rebuilt])
-    return [c for c, value in zip(rebuilt, values, strict=True) if value is None]
-
-
-async def _reserve(redis, checks: list[Check]) -> tuple[int, int, list[int]]:
-    """One atomic check-and-reserve over `checks`: (1, 0, new values) when all
-    pass; (0, i, _) when check i is at its limit; (-1, i, _) when a rebuilt
-    counter is missing."""
-    if not checks:
-        return 1, 0, []
-    if redis is None:
-        return memory.admit(checks)
-    args = []
-    for check in checks:
-        args += [check.limit, check.add, check.ttl, 1 if check.rebuilt else 0]
-    result = await ADMIT_SCRIPT(redis, [c.key for c in checks], args)
-    return int(result[0]), int(result[1]) - 1, [int(v) for v in result[2:]]
+async def _seed(check: QuotaCheck) -> None:
+    await counters.seed(check, await database_sync_to_async(rebuilt_value)(check))
 
 
 async def admit(key: KeyInfo, tokens: int, nano_usd: int, limits: dict) -> Admission:
     """Reserve `tokens` and `nano_usd` on every level, or raise 403/429."""
     checks, header_limits = plan(key, tokens, nano_usd, limits)
-    redis = shared_redis.async_redis()
     for _ in range(3):  # a counter missing twice in a row (flushed meanwhile) is rebuilt again
-        if redis is None:
-            missing = memory.missing(checks)
-            if missing:
-                await _seed_missing(missing)
-        status, index, values = await _reserve(redis, checks)
+        status, index, values = await counters.reserve(checks)
         if status == 1:
             return Admission(checks, values, tokens, nano_usd, headers=rate_headers(checks, values, header_limits))
         if status == 0:
             raise refusal(checks[index], time.time())
-        await _seed_missing(await _missing_in_redis(redis, checks) if redis is not None else memory.missing(checks))
+        await _seed_missing(await counters.missing(checks))
     raise GatewayError("rate_limited", "Could not read quota counters; try again.", headers={"Retry-After": "1"})
 
 
@@ -378,35 +246,7 @@ async def settle(
     Redis, queue the usage record in the same round trip. Returns False when
     this request was already settled."""
     deltas = adjustments(admission, list(provider_limits), tokens, nano_usd)
-    marker = f"gw:settled:{request_id}"
-    redis = shared_redis.async_redis()
-    if redis is None:
-        return memory.settle(marker, deltas)
-    keys = [marker, USAGE_QUEUE, *(key for key, _ in deltas)]
-    done = await SETTLE_SCRIPT(redis, keys, [SETTLED_TTL, record, *(d for _, d in deltas)])
-    return bool(done)
-
-
-def provider_checks(upstream) -> list[Check]:
-    """A provider's own RPM/TPM (tokens are added when the call settles)."""
-    minute = int(time.time()) // WINDOW
-    checks = []
-    if upstream.rate_limit_rpm:
-        checks.append(
-            Check(f"gw:r:provider:{upstream.id}:{minute}", "rpm", "provider", upstream.rate_limit_rpm, 1, WINDOW * 2)
-        )
-    if upstream.rate_limit_tpm:
-        checks.append(
-            Check(f"gw:k:provider:{upstream.id}:{minute}", "tpm", "provider", upstream.rate_limit_tpm, 0, WINDOW * 2)
-        )
-    return checks
-
-
-async def try_provider(upstream) -> list[Check] | None:
-    """Take a slot in the provider's own limits; None when it is at its limit now."""
-    checks = provider_checks(upstream)
-    status, _, _ = await _reserve(shared_redis.async_redis(), checks)
-    return checks if status == 1 else None
+    return await counters.settle(f"gw:settled:{request_id}", deltas, USAGE_QUEUE, record)
 
 
 def estimate_cost_nano(price: tuple[float, float, float] | None, prompt_tokens: int, completion_tokens: int) -> int:

@@ -109,9 +109,9 @@ def test_total_quota_survives_lost_counters(live_gateway, proxy_world, upstream,
 
         shared_redis.sync_redis().flushdb()
     else:
-        from usage import limits
+        from core import counters
 
-        limits.memory.reset()
+        counters.memory.reset()
     assert_quota_refused(post(live_gateway, proxy_world.member_raw))
 
 
@@ -128,9 +128,9 @@ def test_lost_counters_are_rebuilt_once_for_a_burst(live_gateway, proxy_world, u
 
         shared_redis.sync_redis().flushdb()
     else:
-        from usage import limits
+        from core import counters
 
-        limits.memory.reset()
+        counters.memory.reset()
     statements = []
     original = db_utils.CursorWrapper._execute_with_wrappers
 
