@@ -14,7 +14,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 
 from accounts.models import KEY_RE, ApiKey, hash_key
-from core import jsonfast, shared_redis
+from core import jsonfast, local_caches, shared_redis
 from core.singleflight import SingleFlight
 
 LOCAL_TTL = 1.0
@@ -141,3 +141,6 @@ def forget(digests) -> None:
 
 def clear_local() -> None:
     _local.clear()
+
+
+local_caches.register(clear_local)

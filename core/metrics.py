@@ -23,7 +23,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -83,35 +82,28 @@ def refused(level: str, kind: str) -> None:
     _child(REFUSALS, level, kind).inc()
 
 
-class CircuitCollector:
-    """Each provider's circuit state at scrape time (0 closed, 1 half-open, 2 open)."""
-
-    def collect(self):
-        from providers import registry
-        from providers.circuit import circuits
-
-        gauge = GaugeMetricFamily(
-            "llm_gateway_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["provider"]
-        )
-        for name in registry.current_sync().upstreams:
-            gauge.add_metric([name], circuits.state_code_sync(name))
-        yield gauge
+# Collectors of state that lives in the apps (e.g. each provider's circuit),
+# registered by their app at start-up and asked at every scrape.
+_collectors: list = []
+_registered: set[int] = set()
 
 
-_circuits = CircuitCollector()
-_registered = False
+def register_collector(collector) -> None:
+    """Add a prometheus_client collector (an object with `collect()`) to every scrape."""
+    _collectors.append(collector)
 
 
 def exposition() -> tuple[bytes, str]:
     """The Prometheus text of every process's metrics (body, content type)."""
-    global _registered
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        registry.register(_circuits)
+        for collector in _collectors:
+            registry.register(collector)
     else:
         registry = REGISTRY
-        if not _registered:
-            registry.register(_circuits)
-            _registered = True
+        for collector in _collectors:
+            if id(collector) not in _registered:
+                registry.register(collector)
+                _registered.add(id(collector))
     return generate_latest(registry), CONTENT_TYPE_LATEST

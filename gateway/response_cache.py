@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from core import shared_redis
+from core import local_caches, shared_redis
 
 CACHEABLE = frozenset({"chat", "completions", "embeddings"})
 IGNORED_FIELDS = frozenset({"user", "stream_options", "metadata", "stream"})
@@ -98,6 +98,7 @@ class MemoryCache:
 
 
 memory = MemoryCache()
+local_caches.register(memory.clear)
 
 
 async def get(key: str) -> Entry | None:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from core import shared_redis
+from prometheus_client.core import GaugeMetricFamily
+
+from core import local_caches, shared_redis
+from providers import registry
 
 VIEW_TTL = 1.0
 
@@ -133,3 +136,17 @@ class Circuits:
 
 
 circuits = Circuits()
+local_caches.register(circuits.reset_local)
+
+
+class CircuitCollector:
+    """Each provider's circuit state at scrape time (0 closed, 1 half-open, 2 open),
+    for `GET /metrics/prometheus` (registered by the providers app)."""
+
+    def collect(self):
+        gauge = GaugeMetricFamily(
+            "llm_gateway_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["provider"]
+        )
+        for name in registry.current_sync().upstreams:
+            gauge.add_metric([name], circuits.state_code_sync(name))
+        yield gauge

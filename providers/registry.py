@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from core import shared_redis
+from core import local_caches, shared_redis
+from providers.models import ModelAlias, Override, Price, Provider, RoutingGeneration
+from providers.runtime_config import runtime_settings
 
 GENERATION_KEY = "gw:routing:generation"
 
@@ -96,9 +98,6 @@ def upstream_from(provider) -> Upstream:
 
 
 def build(generation: int) -> Snapshot:
-    from providers.config import runtime_settings
-    from providers.models import ModelAlias, Override, Price, Provider
-
     upstreams = {p.name: upstream_from(p) for p in Provider.objects.order_by("-priority", "name")}
     listed: dict[str, list[Upstream]] = {}
     for upstream in upstreams.values():
@@ -132,8 +131,6 @@ _state = _State()
 
 
 def _db_generation() -> int:
-    from providers.models import RoutingGeneration
-
     return RoutingGeneration.objects.filter(pk=1).values_list("value", flat=True).first() or 0
 
 
@@ -144,8 +141,6 @@ def _new_generation() -> int:
 
 
 def _bump_db_generation() -> None:
-    from providers.models import RoutingGeneration
-
     RoutingGeneration.objects.update_or_create(pk=1, defaults={"value": _new_generation()})
 
 
@@ -194,3 +189,6 @@ def reset_local() -> None:
     """Forget this process's snapshot (tests, after resetting the database under it)."""
     _state.snapshot = None
     _state.stale = True
+
+
+local_caches.register(reset_local)

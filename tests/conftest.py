@@ -6,27 +6,21 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from accounts import keycache
-from gateway import response_cache
-from providers import registry
-from providers.circuit import circuits
+from core import local_caches
 from tests.factory import Factory, World
 from tests.live import LiveGateway
 from tests.mock_upstream import mock_upstream  # noqa: F401  (fixture)
-from usage import limits, recorder
+from usage import recorder
 
 ADMIN_KEY = "test-bootstrap-admin-key-0123456789"
 
 
 def reset_process_state() -> None:
-    """Forget what this process cached between tests (the database was reset
-    under it, without the signals that normally tell it)."""
+    """Forget what this process cached between tests: the database was reset
+    under it, without the signals that normally tell it. Every module-level
+    cache registers itself with core.local_caches."""
     cache.clear()  # with Redis: FLUSHDB of the test database, shared keys included
-    keycache.clear_local()
-    registry.reset_local()
-    response_cache.memory.clear()
-    limits.memory.reset()
-    circuits.reset_local()
+    local_caches.clear_all()
 
 
 @pytest.fixture(autouse=True)

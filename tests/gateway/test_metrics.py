@@ -143,8 +143,8 @@ def test_values_of_several_processes_are_added_up(tmp_path: Path):
         subprocess.run([sys.executable, "-c", WORKER], env=env, cwd=root, check=True, timeout=60)
     reader = (
         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'gateway.settings'); django.setup()\n"
-        "from unittest import mock\nfrom core import metrics\n"
-        "with mock.patch.object(metrics.CircuitCollector, 'collect', return_value=iter(())):\n"
+        "from unittest import mock\nfrom core import metrics\nfrom providers.circuit import CircuitCollector\n"
+        "with mock.patch.object(CircuitCollector, 'collect', return_value=iter(())):\n"
         "    print(metrics.exposition()[0].decode())"
     )
     out = subprocess.run(
