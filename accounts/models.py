@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
 
 KEY_PREFIX = "llm_"
@@ -35,11 +36,11 @@ def new_raw_key() -> str:
     return KEY_PREFIX + secrets.token_hex(16)
 
 
-def forget_cached_keys(digests) -> None:
-    """Make every process stop trusting its cached lookup of these keys."""
-    from accounts import keycache  # keycache imports this module
-
-    keycache.forget(digests)
+# Sent with `digests`, the hashes of keys that must stop working at once (a key
+# revoked, or the old secret of a rotated key): the key cache forgets them in
+# every process (accounts.signals connects it). Saves and deletes are covered
+# by Django's own post_save/post_delete.
+key_hashes_retired = Signal()
 
 
 class QuotaPeriod(models.TextChoices):
@@ -171,7 +172,7 @@ class ApiKey(Limits):
         ApiKey.objects.filter(pk=self.pk, is_active=True).update(is_active=False, revoked_at=now)
         self.is_active = False
         self.revoked_at = self.revoked_at or now
-        forget_cached_keys([self.key_hash])
+        key_hashes_retired.send(sender=ApiKey, digests=[self.key_hash])
 
     def rotate(self) -> str:
         """Give this key a new secret; the old one stops working at once."""
@@ -180,7 +181,7 @@ class ApiKey(Limits):
         self.key_hash = hash_key(raw)
         self.prefix = raw[:DISPLAY_PREFIX_LEN]
         self.save(update_fields=["key_hash", "prefix"])
-        forget_cached_keys([old_hash])
+        key_hashes_retired.send(sender=ApiKey, digests=[old_hash])
         return raw
 
     def touch(self) -> None:
