@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from providers import registry
-from providers.config import DEFAULTS, config_status, load_config, reload, runtime_settings, validate_config
+from providers.config import config_status, load_config, reload, validate_config
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider
+from providers.runtime_config import DEFAULTS, runtime_settings
 
 pytestmark = pytest.mark.django_db
 
