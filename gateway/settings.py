@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "providers",
     "usage",
     "alerts",
+    "gateway",
 ]
 
 MIDDLEWARE = [

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.models import ApiKey, ApiUser, Tenant
-from providers.models import Provider
+from accounts.models import ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,16 +125,6 @@ def test_revoke_key_needs_exactly_one_selector(world):
         run("revoke_key")
     with pytest.raises(CommandError):
         run("revoke_key", "--id", "1", "--user", "member")
-
-
-def test_bootstrap_demo_prints_key_once(db):
-    first = run("bootstrap_demo")
-    raw = first.rsplit(" ", 1)[-1].strip()
-    assert ApiKey.objects.verify(raw).tenant.name == "demo"
-    second = run("bootstrap_demo")
-    assert raw not in second and "already exists" in second
-    assert ApiUser.objects.filter(username="demo").count() == 1
-    assert Provider.objects.get(name="echo").type == "echo"
 
 
 def cli(*args, sqlite: Path) -> subprocess.CompletedProcess:
