@@ -18,6 +18,7 @@ django_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from gateway.consumer import V1Consumer  # noqa: E402
+from gateway.endpoints import CLIENT_PATHS  # noqa: E402
 
 # /v1 paths that are management views (Django), not client traffic.
 MANAGEMENT_V1 = re.compile(r"/v1/(?:providers|config|rules|alerts)(?:/|$)")
@@ -33,7 +34,7 @@ class HttpDispatcher:
 
     def __call__(self, scope, receive, send):
         path = scope["path"]
-        if (path.startswith("/v1/") and not MANAGEMENT_V1.match(path)) or path == "/api/v1/generate":
+        if (path.startswith("/v1/") and not MANAGEMENT_V1.match(path)) or path in CLIENT_PATHS:
             return self.proxy(scope, receive, send)
         return self.django(scope, receive, send)
 

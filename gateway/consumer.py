@@ -17,26 +17,28 @@ import logging
 from django.conf import settings
 
 from core.errors import GatewayError
+from gateway import endpoints
 from gateway.asgi_io import read_body, send_error
-from gateway.pipeline import Call, Pipeline, is_anthropic_path, resolve_route
+from gateway.call import Call
+from gateway.pipeline import Pipeline
 
 logger = logging.getLogger("gateway.v1")
 
 
 class V1Consumer:
     async def __call__(self, scope, receive, send) -> None:
-        route = resolve_route(scope["method"], scope["path"])
+        resolved = endpoints.resolve(scope["method"], scope["path"])
         try:
-            if isinstance(route, GatewayError):
-                raise route
+            if isinstance(resolved, GatewayError):
+                raise resolved
             body = await read_body(receive, settings.MAX_REQUEST_BYTES) if scope["method"] == "POST" else b""
         except ConnectionAbortedError:
             return
         except GatewayError as err:
-            await send_error(send, err, anthropic=is_anthropic_path(scope["path"]))
+            await send_error(send, err, anthropic=endpoints.answers_in_anthropic_shape(scope["path"]))
             return
 
-        call = Call(route, scope)
+        call = Call(*resolved, scope)
         # The pipeline runs in this task; a watcher task cancels it if the client leaves.
         task = asyncio.current_task()
         watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, task, call))

@@ -21,7 +21,6 @@ import orjson
 
 from core import local_caches, shared_redis
 
-CACHEABLE = frozenset({"chat", "completions", "embeddings"})
 IGNORED_FIELDS = frozenset({"user", "stream_options", "metadata", "stream"})
 PREFIX = "gw:rc:"
 

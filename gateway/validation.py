@@ -463,13 +463,3 @@ def validate_generate(body: dict) -> dict:
             check(value, name)
             out[name] = value
     return out
-
-
-VALIDATORS: dict[str, Callable[[dict], object]] = {
-    "chat": validate_chat,
-    "completions": validate_completions,
-    "embeddings": validate_embeddings,
-    "images": validate_images,
-    "messages": validate_anthropic_messages,
-    "generate": validate_generate,
-}

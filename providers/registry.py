@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from core import local_caches, shared_redis
+from core.errors import GatewayError
 from providers.models import ModelAlias, Override, Price, Provider, RoutingGeneration
 from providers.runtime_config import runtime_settings
 
@@ -76,6 +77,31 @@ class Snapshot:
 
     def model_names(self) -> list[str]:
         return sorted(set(self.listed) | set(self.aliases))
+
+    def route(self, model: str, users: tuple[str | None, ...] = ()) -> list[Target]:
+        """The targets a request for `model` tries, in order. An override for the
+        first of `users` that has one (for all services) wins; else every enabled
+        provider serving the model, best first. A model no provider serves is a
+        404; one whose providers are all disabled a 503."""
+        for user in users:
+            override = self.override(user, None)
+            if override is not None:
+                return [override]
+        candidates = self.candidates(model)
+        if candidates:
+            return candidates
+        if self.is_known(model):
+            raise GatewayError("provider_unavailable", f"Every provider for '{model}' is disabled.")
+        raise GatewayError("model_not_found", f"The model '{model}' does not exist.", param="model")
+
+    def default_model(self) -> str | None:
+        """The config's `default_model`, else the first model of the first enabled provider."""
+        if self.settings.get("default_model"):
+            return self.settings["default_model"]
+        for upstream in self.upstreams.values():
+            if upstream.enabled and upstream.models:
+                return upstream.models[0]
+        return None
 
 
 def upstream_from(provider) -> Upstream:

@@ -15,7 +15,7 @@ from django.conf import settings
 from core import metrics
 from core.errors import GatewayError
 from providers import limits
-from providers.adapters import Reply, UpstreamError, adapter_for
+from providers.adapters import ClientEndpoint, Reply, UpstreamError, adapter_for
 from providers.circuit import CircuitConfig, circuits
 from providers.registry import Target
 
@@ -56,7 +56,7 @@ def backoff(retry: int, retry_after: float | None) -> float:
     return min(MAX_BACKOFF, base * 2**retry) + random.uniform(0, base)
 
 
-async def _once(target: Target, endpoint: str, body: dict, stream: bool) -> Reply | Streamed:
+async def _once(target: Target, endpoint: ClientEndpoint, body: dict, stream: bool) -> Reply | Streamed:
     adapter = adapter_for(target.upstream)
     if not stream:
         return await adapter.request(endpoint, body, target.model)
@@ -72,14 +72,20 @@ async def _once(target: Target, endpoint: str, body: dict, stream: bool) -> Repl
 
 
 async def route(
-    candidates: list[Target], endpoint: str, body: dict, *, stream: bool, attempt: Attempt, circuit: dict | None
+    candidates: list[Target],
+    endpoint: ClientEndpoint,
+    body: dict,
+    *,
+    stream: bool,
+    attempt: Attempt,
+    circuit: dict | None,
 ) -> Reply | Streamed:
     config = CircuitConfig.from_settings(circuit)
     last_error: UpstreamError | None = None
     tried = limited = False
     for target in candidates:
         name = target.upstream.name
-        if endpoint not in adapter_for(target.upstream).supports:
+        if not adapter_for(target.upstream).serves(endpoint):
             continue
         for retry in range(target.upstream.max_retries + 1):
             if not await circuits.allow(name, config):

@@ -1,14 +1,10 @@
-"""Provider checks run from management views (not the request path): plain
-synchronous HTTP, so a sync Django view can call them directly."""
+"""Provider checks run from management views (not the request path): the
+adapter's own model listing, synchronous, so a sync Django view can call it."""
 
 from __future__ import annotations
 
-import httpx
-
-from providers.adapters import ADAPTERS
-from providers.adapters.base import model_ids
-from providers.adapters.echo import MODELS as ECHO_MODELS
-from providers.models import Provider, ProviderType, mask_secret
+from providers.adapters import ADAPTERS, UpstreamError
+from providers.models import Provider, mask_secret
 from providers.registry import upstream_from
 
 
@@ -19,21 +15,13 @@ def scrub(text: str, provider: Provider) -> str:
 
 
 def fetch_upstream_models(provider: Provider) -> list[str]:
-    """The model ids the upstream lists. Raises RuntimeError with a safe message."""
-    if provider.type == ProviderType.ECHO:
-        return list(ECHO_MODELS)
-    # The adapter's own headers and URL, so the check calls the upstream exactly as requests do.
+    """The model ids the upstream lists, asked the way requests call it (the
+    adapter's URL and headers). Raises RuntimeError with a safe message."""
     adapter = ADAPTERS[provider.type](upstream_from(provider))
     try:
-        response = httpx.get(adapter.models_url(), headers=adapter.headers(), timeout=min(provider.timeout, 15))
-    except httpx.HTTPError as exc:
-        raise RuntimeError(scrub(f"{type(exc).__name__}: {exc}", provider)) from None
-    if response.status_code != 200:
-        raise RuntimeError(f"upstream answered HTTP {response.status_code}")
-    try:
-        return model_ids(response.json())
-    except (ValueError, AttributeError):
-        raise RuntimeError("upstream model list is not JSON") from None
+        return adapter.list_models()
+    except UpstreamError as exc:
+        raise RuntimeError(scrub(exc.message, provider)) from None
 
 
 def check_provider(provider: Provider) -> tuple[bool, str | None]:

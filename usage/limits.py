@@ -249,6 +249,30 @@ async def settle(
     return await counters.settle(f"gw:settled:{request_id}", deltas, USAGE_QUEUE, record)
 
 
+def estimate_prompt_tokens(text: str) -> int:
+    """Cheap estimate (about 4 characters a token) for when the upstream reports none."""
+    return max(1, len(text) // 4) if text else 0
+
+
+def completion_allowance(body: dict, cap_fields: tuple[str, ...], limits: dict) -> int:
+    """Output tokens to reserve: the request's own cap (the first of `cap_fields`
+    it sets), else `limits.default_max_tokens`; 0 for an endpoint without output."""
+    if not cap_fields:
+        return 0
+    for name in cap_fields:
+        if body.get(name):
+            return body[name]
+    return limits.get("default_max_tokens", 1024)
+
+
+async def admit_estimate(
+    key: KeyInfo, prompt_tokens: int, completion_tokens: int, price: tuple | None, limits: dict
+) -> Admission:
+    """Admit a request on its estimate: prompt plus allowed output, and their cost at `price`."""
+    nano_usd = estimate_cost_nano(price, prompt_tokens, completion_tokens)
+    return await admit(key, prompt_tokens + completion_tokens, nano_usd, limits)
+
+
 def estimate_cost_nano(price: tuple[float, float, float] | None, prompt_tokens: int, completion_tokens: int) -> int:
     if price is None:
         return 0

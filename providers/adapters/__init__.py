@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from providers.adapters.anthropic import AnthropicAdapter
-from providers.adapters.base import Adapter, Reply, UpstreamError, Usage, model_ids
+from providers.adapters.base import Adapter, ClientEndpoint, Reply, UpstreamError, Usage, model_ids
 from providers.adapters.echo import EchoAdapter
 from providers.adapters.openai import OpenAIAdapter
 from providers.registry import Upstream
@@ -30,4 +30,4 @@ def adapter_for(upstream: Upstream) -> Adapter:
     return adapter
 
 
-__all__ = ["ADAPTERS", "Adapter", "Reply", "UpstreamError", "Usage", "adapter_for", "model_ids"]
+__all__ = ["ADAPTERS", "Adapter", "ClientEndpoint", "Reply", "UpstreamError", "Usage", "adapter_for", "model_ids"]

@@ -1,11 +1,16 @@
-"""What every provider adapter is: one class per provider type, speaking
-OpenAI's chat/completions/embeddings/images formats to the router and the
-provider's own format to the upstream, raising one error type."""
+"""What every provider adapter is: one class per wire format, speaking OpenAI's
+chat/completions/embeddings/images formats to the router and the provider's own
+format to the upstream, raising one error type.
+
+Which client endpoints a provider serves, and at which upstream path, is the
+endpoint table's (gateway/endpoints.py): each entry maps wire formats to paths,
+and an adapter serves the endpoints that list its `wire`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -13,6 +18,14 @@ from core import jsonfast
 from core.upstream_transport import RequestTarget, UpstreamResponse, transport
 from providers.models import mask_secret
 from providers.registry import Upstream
+
+
+class ClientEndpoint(Protocol):
+    """What an adapter reads of a client endpoint (an entry of gateway/endpoints.py)."""
+
+    name: str
+    upstream: Mapping[str, str]  # wire format -> path on an upstream of that format
+
 
 # Upstream statuses that are the client's fault: passed through, never retried.
 CLIENT_FAULT_STATUSES = frozenset({400, 413, 422})
@@ -82,10 +95,10 @@ class Reply:
 
 
 class Adapter:
-    """Base of the provider adapters. Subclasses set `supports` and implement
-    `request` and `stream` for those endpoints, and `list_models`."""
+    """Base of the provider adapters. Subclasses set `wire` (the API format they
+    speak upstream) and implement `request` and `stream`."""
 
-    supports: frozenset[str] = frozenset()
+    wire = ""  # openai | anthropic | echo: the key of an endpoint's `upstream` paths
     models_path = "/models"
 
     def __init__(self, upstream: Upstream) -> None:
@@ -93,6 +106,13 @@ class Adapter:
         seconds = upstream.timeout
         self._timeout = {"connect": min(seconds, 10.0), "read": seconds, "write": seconds, "pool": seconds}
         self._targets: dict[tuple[str, str], RequestTarget] = {}
+
+    def serves(self, endpoint: ClientEndpoint) -> bool:
+        return self.wire in endpoint.upstream
+
+    def path(self, endpoint: ClientEndpoint) -> str:
+        """The endpoint's path on this upstream (after its base URL)."""
+        return endpoint.upstream[self.wire]
 
     def target(self, method: str, path: str) -> RequestTarget:
         """The prepared upstream request head for a method and path, built once per adapter
@@ -131,10 +151,10 @@ class Adapter:
     def models_url(self) -> str:
         return self.upstream.base_url + self.models_path
 
-    async def request(self, endpoint: str, body: dict, model: str) -> Reply:
+    async def request(self, endpoint: ClientEndpoint, body: dict, model: str) -> Reply:
         raise NotImplementedError
 
-    def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
+    def stream(self, endpoint: ClientEndpoint, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         """Yield the streamed chunks, each the JSON text of an OpenAI chunk object,
         in batches: the chunks that arrived together (never an empty batch), so a
         relay writes them to the client at once.
@@ -143,11 +163,22 @@ class Adapter:
         retry or fail over); the caller must `aclose()` the iterator."""
         raise NotImplementedError
 
-    async def list_models(self) -> list[str]:
-        response = await self.fetch("GET", self.models_path)
-        if response.status_code >= 300:
-            raise self.status_error(response)
-        return model_ids(self.parse_json(response))
+    def list_models(self) -> list[str]:
+        """The model ids the upstream lists. For management views and the provider
+        "test" action, not the request path: plain synchronous httpx (which honours
+        HTTPS_PROXY and the like). Raises UpstreamError with a message safe to show."""
+        try:
+            response = httpx.get(self.models_url(), headers=self.headers(), timeout=min(self.upstream.timeout, 15))
+        except httpx.HTTPError as exc:
+            raise UpstreamError(self.scrub(f"{type(exc).__name__}: {exc}"), kind="connect") from None
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"upstream answered HTTP {response.status_code}", kind="status", status=response.status_code
+            )
+        try:
+            return model_ids(response.json())
+        except (ValueError, AttributeError):
+            raise UpstreamError("upstream model list is not JSON", kind="invalid") from None
 
     # --- helpers for HTTP adapters ------------------------------------------
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 from core import jsonfast
-from providers.adapters.base import Adapter, Reply, Usage
+from providers.adapters.base import Adapter, ClientEndpoint, Reply, Usage
 
 MODELS = ["echo"]
 # A 1x1 transparent PNG, so image requests get a well-formed answer.
@@ -47,10 +47,10 @@ def prompt_tokens(messages: list) -> int:
 
 
 class EchoAdapter(Adapter):
-    supports = frozenset({"chat", "completions", "embeddings", "images"})
+    wire = "echo"
 
-    async def request(self, endpoint: str, body: dict, model: str) -> Reply:
-        return getattr(self, f"_{endpoint}")(body, model)
+    async def request(self, endpoint: ClientEndpoint, body: dict, model: str) -> Reply:
+        return getattr(self, f"_{endpoint.name}")(body, model)
 
     def _chat(self, body: dict, model: str) -> Reply:
         text = last_user_text(body["messages"])
@@ -103,12 +103,12 @@ class EchoAdapter(Adapter):
         data = {"created": int(time.time()), "data": [{"b64_json": PIXEL_PNG} for _ in range(count)]}
         return Reply(data, Usage(max(1, count_words(body["prompt"])), 0))
 
-    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
+    async def stream(self, endpoint: ClientEndpoint, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         reply = await self.request(endpoint, body, model)
-        for chunk in _chunks(reply, endpoint, model):
+        for chunk in _chunks(reply, endpoint.name, model):
             yield [chunk]  # one at a time, as a model's tokens would come
 
-    async def list_models(self) -> list[str]:
+    def list_models(self) -> list[str]:
         return list(MODELS)
 
 

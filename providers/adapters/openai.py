@@ -6,18 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from core import jsonfast
-from providers.adapters.base import Adapter, Reply, Usage
-
-PATHS = {
-    "chat": "/chat/completions",
-    "completions": "/completions",
-    "embeddings": "/embeddings",
-    "images": "/images/generations",
-}
+from providers.adapters.base import Adapter, ClientEndpoint, Reply, Usage
 
 
 class OpenAIAdapter(Adapter):
-    supports = frozenset(PATHS)
+    wire = "openai"
 
     def headers(self) -> dict[str, str]:
         headers = super().headers()
@@ -25,16 +18,16 @@ class OpenAIAdapter(Adapter):
             headers["authorization"] = f"Bearer {self.upstream.api_key}"
         return headers
 
-    async def request(self, endpoint: str, body: dict, model: str) -> Reply:
-        data = await self.post_json(PATHS[endpoint], jsonfast.dumps({**body, "model": model}))
+    async def request(self, endpoint: ClientEndpoint, body: dict, model: str) -> Reply:
+        data = await self.post_json(self.path(endpoint), jsonfast.dumps({**body, "model": model}))
         return Reply(data, Usage.from_openai(data.get("usage")))
 
-    async def stream(self, endpoint: str, body: dict, model: str) -> AsyncIterator[list[bytes]]:
+    async def stream(self, endpoint: ClientEndpoint, body: dict, model: str) -> AsyncIterator[list[bytes]]:
         # Always ask for usage, so a stream is billed even when the client did
         # not ask for it (the gateway strips that chunk again).
         options = {**(body.get("stream_options") or {}), "include_usage": True}
         payload = {**body, "model": model, "stream": True, "stream_options": options}
-        batches = self.post_stream(PATHS[endpoint], jsonfast.dumps(payload))
+        batches = self.post_stream(self.path(endpoint), jsonfast.dumps(payload))
         try:
             async for events in batches:
                 chunks = []
