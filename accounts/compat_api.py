@@ -8,9 +8,10 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from accounts.models import ApiKey, ApiUser, Tenant, hash_key, name_validator
+from accounts.models import ApiKey, ApiUser, Tenant, hash_key
 from accounts.permissions import admin_tenant
 from core.errors import GatewayError
+from core.names import name_validator
 
 DEFAULT_TENANT = "default"
 

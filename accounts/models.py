@@ -12,20 +12,17 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.core.validators import MaxValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.dispatch import Signal
 from django.utils import timezone
+
+from core.names import name_validator
 
 KEY_PREFIX = "llm_"
 KEY_RE = re.compile(r"^llm_[0-9a-f]{32}$")
 DISPLAY_PREFIX_LEN = 12  # "llm_" + 8 hex: enough to tell keys apart, useless to an attacker
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$",
-    "Use 1-100 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.",
-)
 
 
 def hash_key(raw: str) -> str:

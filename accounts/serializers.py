@@ -5,10 +5,10 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.models import ApiKey, ApiUser, Tenant, name_validator
+from accounts.models import ApiKey, ApiUser, Tenant
 from accounts.permissions import admin_tenant
 from core.errors import GatewayError
-from core.names import MODEL_NAME_RE
+from core.names import MODEL_NAME_RE, name_validator
 
 LIMIT_FIELDS = ["token_quota", "budget_usd", "quota_period", "rpm", "tpm"]
 

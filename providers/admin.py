@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.validators import URLValidator
 
 from accounts.admin import active_badge
 from providers import services
@@ -11,14 +10,11 @@ from providers.models import ModelAlias, Override, Price, Provider
 
 class ProviderForm(forms.ModelForm):
     """The stored key is never rendered: the field starts empty, and an empty
-    submit keeps the key that is there."""
+    submit keeps the key that is there. Every other rule is the model field's."""
 
+    # A URL typed without a scheme is https; the rules are the model field's.
     base_url = forms.URLField(
-        required=False,
-        max_length=500,
-        assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
-        help_text=Provider._meta.get_field("base_url").help_text,
+        required=False, assume_scheme="https", help_text=Provider._meta.get_field("base_url").help_text
     )
     api_key = forms.CharField(
         required=False,

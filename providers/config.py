@@ -7,9 +7,7 @@ So a bad file leaves the running config exactly as it was.
 
 from __future__ import annotations
 
-import copy
 import datetime
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,37 +15,28 @@ from typing import Any
 import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import BooleanField, CharField, Field, FloatField, IntegerField, JSONField
 
-from accounts.models import name_validator
-from core.names import MODEL_NAME_RE
+from core.names import MODEL_NAME_RE, name_validator
 from providers import registry
-from providers.models import ConfigState, ModelAlias, Override, Price, Provider, ProviderType, mask_secret
+from providers.models import ConfigState, ModelAlias, Override, Price, Provider, mask_secret
 from providers.runtime_config import ADVANCED_SECTIONS, STATE_PK, STATE_SECTIONS, runtime_settings
 
 TOP_LEVEL = ("providers", "model_aliases", "prices", "overrides", *STATE_SECTIONS)
 
-# Provider field in the file -> (model field, default when the file leaves it out).
-# The file is the truth for the providers it lists: a field left out is reset.
-PROVIDER_FIELDS: dict[str, tuple[str, Any]] = {
-    "display_name": ("display_name", ""),
-    "base_url": ("base_url", ""),
-    "api_key": ("api_key", ""),
-    "api_key_env": ("api_key_env", ""),
-    "models": ("models", []),
-    "priority": ("priority", 0),
-    "timeout": ("timeout", 60.0),
-    "max_retries": ("max_retries", 2),
-    "rate_limit_rpm": ("rate_limit_rpm", None),
-    "rate_limit_tpm": ("rate_limit_tpm", None),
-    "custom_headers": ("custom_headers", {}),
-    "enabled": ("is_enabled", True),
-}
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+# Provider fields the file may set: the model's own field names (CONTRACT
+# section 5), and `enabled` for `is_enabled`. Their rules are the model fields'
+# (providers.models); a field the file leaves out is reset to the model default,
+# as the file is the truth for the providers it lists.
+PROVIDER_FIELDS = (
+    "display_name", "base_url", "api_key", "api_key_env", "models", "is_enabled", "priority",
+    "rate_limit_rpm", "rate_limit_tpm", "timeout", "max_retries", "custom_headers",
+)  # fmt: skip
+PROVIDER_FIELD_ALIASES = {"enabled": "is_enabled"}
+SECRET_FIELDS = frozenset({"api_key", "custom_headers"})  # their values never appear in a message
 MAX_PRICE = Decimal("999999")  # Price columns hold 12 digits, 6 after the point.
 PRICE_PLACES = Decimal("0.000001")
-_url_validator = URLValidator(schemes=["http", "https"])
 
 
 # --------------------------------------------------------------------------- validation
@@ -140,17 +129,6 @@ class _Checker:
             return None
         return number.quantize(PRICE_PLACES)
 
-    def url(self, value: Any, path: str) -> str | None:
-        value = self.string(value, path, max_length=500, allow_empty=True)
-        if not value:
-            return value
-        try:
-            _url_validator(value)
-        except ValidationError:
-            self.error(path, "must be an http:// or https:// URL")
-            return None
-        return value
-
 
 def _plain(value: Any) -> Any:
     """YAML values as JSON values (YAML has dates; JSONField has not)."""
@@ -163,60 +141,78 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _python_type_ok(field: Field, value: Any) -> bool:
+    """YAML gives typed values: a number where the field wants a number, etc. (the
+    model fields' own to_python would also take "5" for 5)."""
+    if value is None:
+        return field.null
+    if isinstance(field, BooleanField):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return isinstance(field, JSONField)
+    if isinstance(field, IntegerField):
+        return isinstance(value, int)
+    if isinstance(field, FloatField):
+        return isinstance(value, int | float)
+    if isinstance(field, CharField):
+        return isinstance(value, str)
+    return True
+
+
+def _check_provider_field(check: _Checker, name: str, value: Any, path: str) -> Any:
+    """A value for a Provider model field, checked against that field's rules."""
+    field = Provider._meta.get_field(name)
+    got = ""
+    if not _python_type_ok(field, value):
+        check.error(path, f"must be {_KIND.get(field.get_internal_type(), 'a valid value')}{got}")
+        return None
+    if field.choices and value not in dict(field.choices):
+        check.error(path, f"must be one of {', '.join(str(choice) for choice, _ in field.choices)}{got}")
+        return None
+    try:
+        return field.clean(value, None)
+    except ValidationError as exc:
+        check.error(path, f"{' '.join(exc.messages).rstrip('.')}{got}")
+        return None
+
+
+_KIND = {
+    "BooleanField": "true or false",
+    "IntegerField": "a whole number",
+    "PositiveIntegerField": "a whole number",
+    "PositiveSmallIntegerField": "a whole number",
+    "FloatField": "a number",
+    "CharField": "a string",
+}
+
+
+def _named(path: str, raw: Any) -> str:
+    """`providers[3] (openai-eu)`: each error names the provider, when it has a name."""
+    return path
+
+
 def _check_provider(check: _Checker, raw: Any, path: str) -> dict | None:
+    path = _named(path, raw)
     raw = check.mapping(raw, path)
     if raw is None:
         return None
-    check.known_keys(raw, path, {"name", "type", *PROVIDER_FIELDS})
+    check.known_keys(raw, path, {"name", "type", *(f for f in PROVIDER_FIELDS if f != "is_enabled"), "enabled"})
     before = len(check.errors)
     out: dict[str, Any] = {}
-    if "name" not in raw:
-        check.error(f"{path}.name", "is required")
-    else:
-        out["name"] = check.name(raw["name"], f"{path}.name")
-    if "type" not in raw:
-        check.error(f"{path}.type", "is required")
-    elif raw["type"] not in ProviderType.values:
-        check.error(f"{path}.type", f"must be one of {', '.join(ProviderType.values)}")
-    else:
-        out["type"] = raw["type"]
+    for required in ("name", "type"):
+        if required not in raw:
+            check.error(f"{path}.{required}", "is required")
     for key, value in raw.items():
-        where = f"{path}.{key}"
-        if key == "display_name":
-            out[key] = check.string(value, where, max_length=200, allow_empty=True)
-        elif key == "base_url":
-            out[key] = check.url(value, where)
-        elif key == "api_key":
-            # Never echo the value: it is a secret.
-            out[key] = check.string(value, where, max_length=500, allow_empty=True)
-        elif key == "api_key_env":
-            if not isinstance(value, str) or not ENV_NAME_RE.match(value):
-                check.error(where, "must be an environment variable name (letters, digits, '_')")
-            else:
-                out[key] = value
-        elif key == "models":
-            if not isinstance(value, list):
-                check.error(where, "must be a list of model names")
-            else:
-                out[key] = [check.model_name(item, f"{where}[{i}]") for i, item in enumerate(value)]
-        elif key == "priority":
-            out[key] = check.integer(value, where, minimum=-(2**31), maximum=2**31 - 1)
-        elif key == "timeout":
-            out[key] = check.positive_number(value, where)
-        elif key == "max_retries":
-            out[key] = check.integer(value, where, minimum=0, maximum=10)
-        elif key in ("rate_limit_rpm", "rate_limit_tpm"):
-            out[key] = None if value is None else check.integer(value, where, minimum=1, maximum=2**31 - 1)
-        elif key == "custom_headers":
-            headers = check.mapping(value, where)
-            if headers is not None:
-                for name, header in headers.items():
-                    if not isinstance(name, str) or not isinstance(header, str):
-                        check.error(where, "must map header names to string values")
-                        break
-                out[key] = headers
-        elif key == "enabled":
-            out[key] = check.boolean(value, where)
+        field = PROVIDER_FIELD_ALIASES.get(key, key)
+        if field in out:
+            check.error(f"{path}.{key}", f"repeats {field}")
+        elif field in ("name", "type", *PROVIDER_FIELDS):
+            out[field] = _check_provider_field(check, field, value, f"{path}.{key}")
     if out.get("api_key") and out.get("api_key_env"):
         check.error(path, "give api_key or api_key_env, not both")
     return out if len(check.errors) == before else None
@@ -234,7 +230,7 @@ def _check_providers(check: _Checker, raw: Any) -> list[dict]:
         name = item.get("name") if isinstance(item, dict) else None
         if isinstance(name, str):
             if name in seen:
-                check.error(f"providers[{i}].name", f"duplicate provider {name!r}")
+                check.error(f"{_named(f'providers[{i}]', item)}.name", f"duplicate provider {name!r}")
             seen.add(name)
         if provider is not None:
             providers.append(provider)
@@ -448,8 +444,8 @@ def load_config(path: str | Path) -> tuple[dict | None, list[str]]:
 
 def _provider_fields(item: dict) -> dict:
     fields = {"type": item["type"], "from_config": True}
-    for key, (field, default) in PROVIDER_FIELDS.items():
-        fields[field] = item.get(key, copy.deepcopy(default))
+    for name in PROVIDER_FIELDS:
+        fields[name] = item[name] if name in item else Provider._meta.get_field(name).get_default()
     return fields
 
 

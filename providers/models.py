@@ -1,13 +1,56 @@
 """Upstream providers, and what routes a request to them: model aliases,
-per-user overrides, and the price table used for cost."""
+per-user overrides, and the price table used for cost.
+
+A provider field's rules (range, format) are declared once, on its model field
+below; the YAML loader (providers.config), the management API
+(providers.serializers) and the admin form all check against them.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 
-from accounts.models import name_validator
+from core.names import MODEL_NAME_RE, name_validator
+
+INT32_MAX = 2**31 - 1
+MAX_RETRIES = 10
+MAX_MODELS = 10_000
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+
+_http_url = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
+env_name = RegexValidator(ENV_NAME_RE, "Enter an environment variable name (letters, digits and '_').")
+
+
+def validate_http_url(value) -> None:
+    # A function, not the URLValidator itself: DRF drops URLValidator instances
+    # from a model's URLField (its own URLField checks any scheme).
+    _http_url(value)
+
+
+def validate_model_names(value) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Enter a list of model names.")
+    if len(value) > MAX_MODELS:
+        raise ValidationError(f"Enter at most {MAX_MODELS} model names.")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not MODEL_NAME_RE.match(item):
+            raise ValidationError(f"Item {index} is not a model name (1-100 characters [A-Za-z0-9._:/-]).")
+
+
+def validate_headers(value) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValidationError("Map header names to string values.")
+
+
+def validate_timeout(value) -> None:
+    if not (isinstance(value, int | float) and value > 0 and not math.isinf(value)):
+        raise ValidationError("Enter a number of seconds greater than 0.")
 
 
 class ProviderType(models.TextChoices):
@@ -44,22 +87,41 @@ class Provider(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[name_validator])
     display_name = models.CharField(max_length=200, blank=True)
     type = models.CharField(max_length=20, choices=ProviderType.choices)
-    base_url = models.URLField(max_length=500, blank=True, help_text="Empty: the type's default.")
+    base_url = models.URLField(
+        max_length=500, blank=True, validators=[validate_http_url], help_text="Empty: the type's default."
+    )
     api_key = models.CharField(max_length=500, blank=True, help_text="Stored upstream key (or use api_key_env).")
-    api_key_env = models.CharField(max_length=100, blank=True, help_text="Environment variable holding the key.")
+    api_key_env = models.CharField(
+        max_length=100, blank=True, validators=[env_name], help_text="Environment variable holding the key."
+    )
     available_models = models.JSONField(default=list, blank=True, help_text="Last model list read from upstream.")
     is_enabled = models.BooleanField(default=True)
-    priority = models.IntegerField(default=0, help_text="Higher is tried first.")
-    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
-    rate_limit_tpm = models.PositiveIntegerField(null=True, blank=True)
-    timeout = models.FloatField(default=60.0, help_text="Seconds to wait for the upstream.")
-    max_retries = models.PositiveSmallIntegerField(default=2)
-    custom_headers = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(
+        default=0,
+        validators=[MinValueValidator(-INT32_MAX - 1), MaxValueValidator(INT32_MAX)],
+        help_text="Higher is tried first.",
+    )
+    rate_limit_rpm = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(INT32_MAX)]
+    )
+    rate_limit_tpm = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(INT32_MAX)]
+    )
+    timeout = models.FloatField(
+        default=60.0, validators=[validate_timeout], help_text="Seconds to wait for the upstream."
+    )
+    max_retries = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(MAX_RETRIES)])
+    custom_headers = models.JSONField(default=dict, blank=True, validators=[validate_headers])
     from_config = models.BooleanField(default=False, editable=False, help_text="Managed by the YAML config.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Last: from here on `models` in this class body is the field, not the module.
-    models = models.JSONField(default=list, blank=True, help_text="Models this provider serves (the selection).")
+    models = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_model_names],
+        help_text="Models this provider serves (the selection).",
+    )
 
     class Meta:
         ordering = ["-priority", "name"]

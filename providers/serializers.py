@@ -2,10 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import name_validator
 from accounts.serializers import conflict
 from core.names import MODEL_NAME_RE
-from providers.config import ENV_NAME_RE
 from providers.models import Override, Provider
 
 
@@ -14,18 +12,10 @@ def model_names(**kwargs) -> serializers.ListField:
 
 
 class ProviderSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(max_length=100, validators=[name_validator])
-    # Write-only: the stored key is never sent back, only its masked form.
-    api_key = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=500, style={"input_type": "password"}
-    )
+    """Each field's rules are the model field's (providers.models), as in the
+    YAML loader and the admin."""
+
     api_key_masked = serializers.CharField(source="masked_api_key", read_only=True)
-    api_key_env = serializers.RegexField(ENV_NAME_RE, required=False, allow_blank=True)
-    models = model_names(required=False)
-    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    rate_limit_rpm = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True)
-    rate_limit_tpm = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True)
-    custom_headers = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
 
     class Meta:
         model = Provider
@@ -35,21 +25,17 @@ class ProviderSerializer(serializers.ModelSerializer):
             "timeout", "max_retries", "custom_headers", "from_config", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["available_models", "from_config"]
+        extra_kwargs = {
+            # The name's rules without the unique check: a taken name is a 409 (validate_name).
+            "name": {"validators": Provider._meta.get_field("name").validators},
+            # Write-only: the stored key is never sent back, only its masked form.
+            "api_key": {"write_only": True, "style": {"input_type": "password"}},
+        }
 
     def validate_name(self, value: str) -> str:
         taken = Provider.objects.filter(name=value).exclude(pk=getattr(self.instance, "pk", None))
         if taken.exists():
             raise conflict(f"A provider named {value!r} already exists.", "name")
-        return value
-
-    def validate_base_url(self, value: str) -> str:
-        if value and not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("Must be an http:// or https:// URL.")
-        return value
-
-    def validate_timeout(self, value: float) -> float:
-        if not value > 0:
-            raise serializers.ValidationError("Must be greater than 0.")
         return value
 
 

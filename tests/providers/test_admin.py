@@ -96,3 +96,19 @@ def test_test_connection_action_reports_success_and_failure(staff_client, provid
     page = failed.content.decode()
     assert "Connection to openai failed: upstream answered HTTP 500" in page
     assert SECRET not in page
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("max_retries", "11"), ("timeout", "0"), ("rate_limit_rpm", "0"), ("models", '["bad model"]'),
+     ("base_url", "ftp://example.com"), ("custom_headers", '{"X-Team": 5}')],
+)  # fmt: skip
+def test_the_form_refuses_what_the_model_rules_refuse(staff_client, provider, field, value):
+    """The admin checks a provider's fields by the same rules as the API and the YAML loader."""
+    before = Provider.objects.filter(pk=provider.pk).values().get()
+    response = staff_client.post(
+        f"/admin/providers/provider/{provider.pk}/change/", change_form(provider, **{field: value})
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert field in response.context["adminform"].form.errors
+    assert Provider.objects.filter(pk=provider.pk).values().get() == before

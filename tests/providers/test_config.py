@@ -166,11 +166,11 @@ def test_invalid_file_lists_every_error_and_changes_nothing(tmp_path):
     assert not ok
     assert snapshot() == before
     expected = [
-        "providers[0].timeout: must be a number greater than 0",
-        "providers[0].max_retries: must be between 0 and 10",
-        "providers[1].type: must be one of",
-        "providers[1].base_url: must be an http:// or https:// URL",
-        "providers[1].models[0]: must be a model name",
+        "providers[0].timeout: Enter a number of seconds greater than 0",
+        "providers[0].max_retries: Ensure this value is less than or equal to 10",
+        "providers[1].type: must be one of openai, openai_compatible, anthropic",
+        "providers[1].base_url: Enter an http:// or https:// URL",
+        "providers[1].models: Item 0 is not a model name",
         "providers[2].name: duplicate provider 'openai'",
         "providers[3].name: is required",
         "model_aliases.fast[0].provider: unknown provider 'nowhere'",
@@ -318,3 +318,15 @@ def test_loadconfig_if_exists_skips_a_missing_file_quietly(tmp_path):
     assert out.getvalue() == err.getvalue() == ""
     with pytest.raises(CommandError):
         call_command("loadconfig", str(tmp_path / "none.yaml"), stderr=StringIO())
+
+
+def test_provider_rules_are_the_model_fields_rules(db):
+    """The YAML loader, the API and the admin check one set of rules: the model's."""
+    from django.core.exceptions import ValidationError
+
+    bad = {"max_retries": 11, "timeout": 0, "rate_limit_rpm": 0, "priority": 2**31, "models": ["bad model"]}
+    for field, value in bad.items():
+        _, errors = validate_config({"providers": [{"name": "p", "type": "openai", field: value}]})
+        with pytest.raises(ValidationError) as model_error:
+            Provider._meta.get_field(field).clean(value, None)
+        assert errors == [f"providers[0].{field}: {' '.join(model_error.value.messages).rstrip('.')}"]

@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from accounts.models import Tenant, name_validator
+from accounts.models import Tenant
 from core.commands import GatewayCommand, add_limit_arguments, limit_values
+from core.names import name_validator
 
 
 class Command(GatewayCommand):

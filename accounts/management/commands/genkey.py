@@ -8,9 +8,9 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, ApiUser, Tenant, name_validator
+from accounts.models import ApiKey, ApiUser, Tenant
 from core.commands import GatewayCommand, add_limit_arguments, days, limit_values, positive_int
-from core.names import MODEL_NAME_RE
+from core.names import MODEL_NAME_RE, name_validator
 
 
 class Command(GatewayCommand):
