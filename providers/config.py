@@ -201,7 +201,7 @@ def _check_provider(check: _Checker, raw: Any, path: str) -> dict | None:
     raw = check.mapping(raw, path)
     if raw is None:
         return None
-    check.known_keys(raw, path, {"name", "type", *(f for f in PROVIDER_FIELDS if f != "is_enabled"), "enabled"})
+    check.known_keys(raw, path, {"name", "type", *PROVIDER_FIELDS, *PROVIDER_FIELD_ALIASES})
     before = len(check.errors)
     out: dict[str, Any] = {}
     for required in ("name", "type"):

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from providers import registry
-from providers.config import config_status, load_config, reload, validate_config
+from providers.config import apply_config, config_status, load_config, reload, validate_config
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider
 from providers.runtime_config import DEFAULTS, runtime_settings
 
@@ -330,3 +330,24 @@ def test_provider_rules_are_the_model_fields_rules(db):
         with pytest.raises(ValidationError) as model_error:
             Provider._meta.get_field(field).clean(value, None)
         assert errors == [f"providers[0].{field}: {' '.join(model_error.value.messages).rstrip('.')}"]
+
+
+def test_is_enabled_is_accepted_as_in_the_api_and_the_contract(db):
+    document = {
+        "providers": [
+            {"name": "on", "type": "echo", "is_enabled": True},
+            {"name": "off", "type": "echo", "is_enabled": False},
+            {"name": "old", "type": "echo", "enabled": False},
+        ]
+    }
+    config, errors = validate_config(document)
+    assert errors == []
+    apply_config(config, source="test")
+    enabled = dict(Provider.objects.values_list("name", "is_enabled"))
+    assert enabled == {"on": True, "off": False, "old": False}
+
+
+def test_is_enabled_and_enabled_together_are_refused(db):
+    document = {"providers": [{"name": "p", "type": "echo", "is_enabled": True, "enabled": False}]}
+    _, errors = validate_config(document)
+    assert errors == ["providers[0].enabled: repeats is_enabled"]
