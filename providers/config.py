@@ -167,7 +167,7 @@ def _python_type_ok(field: Field, value: Any) -> bool:
 def _check_provider_field(check: _Checker, name: str, value: Any, path: str) -> Any:
     """A value for a Provider model field, checked against that field's rules."""
     field = Provider._meta.get_field(name)
-    got = ""
+    got = "" if name in SECRET_FIELDS else f" (got {_shown(value)})"
     if not _python_type_ok(field, value):
         check.error(path, f"must be {_KIND.get(field.get_internal_type(), 'a valid value')}{got}")
         return None
@@ -193,7 +193,8 @@ _KIND = {
 
 def _named(path: str, raw: Any) -> str:
     """`providers[3] (openai-eu)`: each error names the provider, when it has a name."""
-    return path
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"{path} ({_shown(name)[1:-1]})" if isinstance(name, str) and name else path
 
 
 def _check_provider(check: _Checker, raw: Any, path: str) -> dict | None:

@@ -365,7 +365,7 @@ def test_config_reload_rejects_a_bad_file_and_changes_nothing(db, admin_api, tmp
         "param": None,
         "code": "invalid_request",
     }
-    assert body["errors"][0].startswith("providers[0].type: must be one of")
+    assert body["errors"][0].startswith("providers[0] (echo).type: must be one of")
     assert body["errors"][1].startswith("prices.echo.input: must be a non-negative number")
     assert_no_secret(response)
     assert (list(Provider.objects.values()), list(ConfigState.objects.values())) == before

@@ -166,12 +166,12 @@ def test_invalid_file_lists_every_error_and_changes_nothing(tmp_path):
     assert not ok
     assert snapshot() == before
     expected = [
-        "providers[0].timeout: Enter a number of seconds greater than 0",
-        "providers[0].max_retries: Ensure this value is less than or equal to 10",
-        "providers[1].type: must be one of openai, openai_compatible, anthropic",
-        "providers[1].base_url: Enter an http:// or https:// URL",
-        "providers[1].models: Item 0 is not a model name",
-        "providers[2].name: duplicate provider 'openai'",
+        "providers[0] (openai).timeout: Enter a number of seconds greater than 0 (got 0)",
+        "providers[0] (openai).max_retries: Ensure this value is less than or equal to 10 (got 11)",
+        "providers[1] (broken).type: must be one of openai, openai_compatible, anthropic",
+        "providers[1] (broken).base_url: Enter an http:// or https:// URL (got 'ftp://example.com')",
+        "providers[1] (broken).models: Item 0 is not a model name",
+        "providers[2] (openai).name: duplicate provider 'openai'",
         "providers[3].name: is required",
         "model_aliases.fast[0].provider: unknown provider 'nowhere'",
         "model_aliases.empty: must be a non-empty list",
@@ -268,7 +268,7 @@ def test_key_pasted_into_the_wrong_field_is_masked_in_errors(db):
 def test_key_and_key_env_together_are_refused(db):
     document = {"providers": [{"name": "p", "type": "openai", "api_key": SECRET, "api_key_env": "P_KEY"}]}
     _, errors = validate_config(document)
-    assert errors == ["providers[0]: give api_key or api_key_env, not both"]
+    assert errors == ["providers[0] (p): give api_key or api_key_env, not both"]
 
 
 def test_config_status_reports_models_aliases_and_sections(tmp_path):
@@ -329,7 +329,8 @@ def test_provider_rules_are_the_model_fields_rules(db):
         _, errors = validate_config({"providers": [{"name": "p", "type": "openai", field: value}]})
         with pytest.raises(ValidationError) as model_error:
             Provider._meta.get_field(field).clean(value, None)
-        assert errors == [f"providers[0].{field}: {' '.join(model_error.value.messages).rstrip('.')}"]
+        message = " ".join(model_error.value.messages).rstrip(".")
+        assert errors == [f"providers[0] (p).{field}: {message} (got {value!r})"]
 
 
 def test_is_enabled_is_accepted_as_in_the_api_and_the_contract(db):
@@ -350,4 +351,22 @@ def test_is_enabled_is_accepted_as_in_the_api_and_the_contract(db):
 def test_is_enabled_and_enabled_together_are_refused(db):
     document = {"providers": [{"name": "p", "type": "echo", "is_enabled": True, "enabled": False}]}
     _, errors = validate_config(document)
-    assert errors == ["providers[0].enabled: repeats is_enabled"]
+    assert errors == ["providers[0] (p).enabled: repeats is_enabled"]
+
+
+def test_an_error_names_the_provider_and_the_bad_value(db):
+    """CONTRACT section 6: not just an index, but which provider and what was wrong."""
+    providers = [{"name": f"p{i}", "type": "echo"} for i in range(25)]
+    providers.append({"name": "openai-eu", "type": "opneai", "priority": "high", "api_key": SECRET})
+    _, errors = validate_config({"providers": providers})
+    assert errors == [
+        "providers[25] (openai-eu).type: must be one of openai, openai_compatible, anthropic, ollama, vllm, "
+        "llamacpp, gemini, echo (got 'opneai')",
+        "providers[25] (openai-eu).priority: must be a whole number (got 'high')",
+    ]
+
+
+def test_a_secret_value_is_never_shown_in_an_error(db):
+    document = {"providers": [{"name": "p", "type": "openai", "api_key": ["not", SECRET]}]}
+    _, errors = validate_config(document)
+    assert errors == ["providers[0] (p).api_key: must be a string"]
