@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -370,3 +374,18 @@ def test_a_secret_value_is_never_shown_in_an_error(db):
     document = {"providers": [{"name": "p", "type": "openai", "api_key": ["not", SECRET]}]}
     _, errors = validate_config(document)
     assert errors == ["providers[0] (p).api_key: must be a string"]
+
+
+def test_loadconfig_of_a_missing_file_is_one_line_and_a_nonzero_exit(tmp_path):
+    """CONTRACT section 1, as an operator sees it: a real process, one stderr line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["SQLITE_PATH"] = str(tmp_path / "cli.sqlite3")
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True, timeout=120)
+    missing = tmp_path / "missing.yaml"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "loadconfig", str(missing)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"CommandError: config rejected: {missing}: file not found"]

@@ -23,6 +23,8 @@ class Command(GatewayCommand):
         if options["if_exists"] and not Path(path).exists():
             return
         ok, result = reload(path)
+        if not ok and len(result) == 1:
+            raise CommandError(f"config rejected: {result[0]}")  # one problem, one line
         if not ok:
             for error in result:
                 self.stderr.write(error)
