@@ -109,7 +109,7 @@ class Pipeline:
         call = self.call
         call.username, call.service, call.task_type = form["user_id"], form["service"], form["task_type"]
         snapshot = await registry.current()
-        override = snapshot.override(form["user_id"], form["service"])
+        override = snapshot.override(form["user_id"], form["service"], call.key.tenant_id)
         if override is not None:
             model, targets = override.model, [override]
         else:
@@ -182,7 +182,7 @@ class Pipeline:
         snapshot = snapshot or await registry.current()
         call.prices = snapshot.prices
         users = (call.key.username, request_user if isinstance(request_user, str) else None) if overrides else ()
-        return snapshot.route(model, users), snapshot
+        return snapshot.route(model, users, call.key.tenant_id), snapshot
 
     async def admit(self, snapshot: Snapshot, targets: list[Target], endpoint: Endpoint, body: dict) -> None:
         """Reserve this call's estimate on every quota and limit, or refuse it."""

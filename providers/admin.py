@@ -87,9 +87,9 @@ class ModelAliasAdmin(admin.ModelAdmin):
 
 @admin.register(Override)
 class OverrideAdmin(admin.ModelAdmin):
-    list_display = ("user_id", "service", "provider", "model", "created_at")
-    list_filter = ("provider",)
-    list_select_related = ("provider",)
+    list_display = ("user_id", "service", "tenant", "provider", "model", "created_at")
+    list_filter = ("provider", "tenant")
+    list_select_related = ("provider", "tenant")
     search_fields = ("user_id", "service_name", "model")
 
     @admin.display(description="service", ordering="service_name")

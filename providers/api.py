@@ -3,10 +3,12 @@ seed-compatible `/providers`, `/v1/providers/...` and `/v1/config/...` paths."""
 
 from __future__ import annotations
 
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from accounts.models import ApiUser
@@ -49,18 +51,29 @@ class ProviderViewSet(ReadForAdminsWriteForGlobal, viewsets.ModelViewSet):
         return Response({"success": success, "error": services.scrub(error, provider) if error else None})
 
 
-class OverrideViewSet(ReadForAdminsWriteForGlobal, viewsets.ModelViewSet):
-    queryset = Override.objects.select_related("provider")
+class OverrideViewSet(viewsets.ModelViewSet):
+    """Any admin manages overrides. A tenant admin sees its tenant's own and the
+    global ones naming its users, and changes only its own (CONTRACT section 2)."""
+
+    queryset = Override.objects.select_related("provider", "tenant")
     serializer_class = OverrideSerializer
+    permission_classes = [IsGatewayAdmin]
 
     def get_queryset(self):
         queryset = super().get_queryset()
         tenant = admin_tenant(self.request.user)
         if tenant is not None:
-            # A tenant admin sees the overrides of its own users only.
-            queryset = queryset.filter(user_id__in=ApiUser.objects.filter(tenant=tenant).values("username"))
+            usernames = ApiUser.objects.filter(tenant=tenant).values("username")
+            queryset = queryset.filter(Q(tenant=tenant) | Q(tenant__isnull=True, user_id__in=usernames))
         user_id = self.request.query_params.get("user_id")
         return queryset.filter(user_id=user_id) if user_id else queryset
+
+    def get_object(self) -> Override:
+        override = super().get_object()
+        tenant = admin_tenant(self.request.user)
+        if tenant is not None and self.action not in READ_ACTIONS and override.tenant_id != tenant.pk:
+            raise PermissionDenied("This override applies to every tenant: only a global admin may change it.")
+        return override
 
 
 # --------------------------------------------------------------------------- seed-compatible paths

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, CharField, Field, FloatField, IntegerField, JSONField
 
+from accounts.models import Tenant
 from core.names import MODEL_NAME_RE, name_validator
 from providers import registry
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider, mask_secret
@@ -311,7 +312,10 @@ def _check_overrides(check: _Checker, raw: Any, known: set[str]) -> list[dict]:
         path = f"overrides[{i}]"
         if check.mapping(item, path) is None:
             continue
-        check.known_keys(item, path, ("user_id", "service", "provider", "model"))
+        check.known_keys(item, path, ("tenant", "user_id", "service", "provider", "model"))
+        tenant = item.get("tenant")
+        if tenant is not None and not Tenant.objects.filter(name=tenant).exists():
+            check.error(f"{path}.tenant", f"unknown tenant {_shown(tenant)}")
         user_id = item.get("user_id")
         if isinstance(user_id, int) and not isinstance(user_id, bool):
             user_id = str(user_id)
@@ -321,10 +325,12 @@ def _check_overrides(check: _Checker, raw: Any, known: set[str]) -> list[dict]:
         provider = _provider_ref(check, item.get("provider"), f"{path}.provider", known)
         model = check.model_name(item.get("model"), f"{path}.model")
         if user_id is not None:
-            if (user_id, service) in seen:
+            if (tenant, user_id, service) in seen:
                 check.error(path, f"duplicate override for user {user_id!r}, service {service!r}")
-            seen.add((user_id, service))
-        overrides.append({"user_id": user_id, "service": service, "provider": provider, "model": model})
+            seen.add((tenant, user_id, service))
+        overrides.append(
+            {"tenant": tenant, "user_id": user_id, "service": service, "provider": provider, "model": model}
+        )
     return overrides
 
 
@@ -472,8 +478,10 @@ def apply_config(data: dict, source: str) -> dict:
         for model, price in data["prices"].items():
             defaults = {"input": price["input"], "output": price["output"], "cached_input": price.get("cached_input")}
             Price.objects.update_or_create(model=model, defaults=defaults)
+        tenants = Tenant.objects.in_bulk([o["tenant"] for o in data["overrides"] if o["tenant"]], field_name="name")
         for override in data["overrides"]:
             Override.objects.update_or_create(
+                tenant=tenants.get(override["tenant"]),
                 user_id=override["user_id"],
                 service_name=override["service"],
                 defaults={"provider": by_name[override["provider"]], "model": override["model"]},

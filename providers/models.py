@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 
+from accounts.models import Tenant
 from core.names import MODEL_NAME_RE, name_validator
 
 INT32_MAX = 2**31 - 1
@@ -161,9 +162,22 @@ class ModelAlias(models.Model):
         return f"{self.name} → {self.provider.name}/{self.model}"
 
 
-class Override(models.Model):
-    """Forces provider and model for a user (for one service, or all when service is empty)."""
+_GLOBAL = models.Q(tenant__isnull=True)
+_ALL_SERVICES = models.Q(service_name__isnull=True)
 
+
+class Override(models.Model):
+    """Forces provider and model for a user (for one service, or all when service is empty).
+
+    With a tenant, it applies to that tenant's requests only (a tenant admin's
+    overrides are always its own tenant's); without one, to a user of that name
+    in any tenant (global admins only). A tenant's own override wins.
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="overrides",
+        help_text="Only this tenant's requests; empty: any tenant's.",
+    )  # fmt: skip
     user_id = models.CharField(max_length=100, db_index=True)
     service_name = models.CharField(max_length=100, null=True, blank=True)
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="overrides")
@@ -172,15 +186,22 @@ class Override(models.Model):
 
     class Meta:
         ordering = ["user_id", "service_name"]
+        # One override per (tenant or none, user, service or all); NULLs never
+        # collide in a plain unique constraint, so each combination has its own.
         constraints = [
-            models.UniqueConstraint(fields=["user_id", "service_name"], name="unique_override"),
+            models.UniqueConstraint(fields=["tenant", "user_id", "service_name"], name="unique_tenant_override"),
             models.UniqueConstraint(
-                fields=["user_id"], condition=models.Q(service_name__isnull=True), name="unique_override_all_services"
+                fields=["tenant", "user_id"], condition=_ALL_SERVICES, name="unique_tenant_override_all_services"
+            ),
+            models.UniqueConstraint(fields=["user_id", "service_name"], condition=_GLOBAL, name="unique_override"),
+            models.UniqueConstraint(
+                fields=["user_id"], condition=_GLOBAL & _ALL_SERVICES, name="unique_override_all_services"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}/{self.service_name or '*'} → {self.provider.name}/{self.model}"
+        scope = f"{self.tenant.name}:" if self.tenant_id else ""
+        return f"{scope}{self.user_id}/{self.service_name or '*'} → {self.provider.name}/{self.model}"
 
 
 class Price(models.Model):

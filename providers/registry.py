@@ -56,7 +56,7 @@ class Snapshot:
     upstreams: dict[str, Upstream]
     listed: dict[str, list[Upstream]]  # model -> every provider listing it, best first
     aliases: dict[str, list[Target]]
-    overrides: dict[tuple[str, str | None], Target]
+    overrides: dict[tuple[int | None, str, str | None], Target]  # (tenant or None, user, service or None)
     prices: dict[str, dict]
     settings: dict = field(default_factory=dict)
 
@@ -70,21 +70,29 @@ class Snapshot:
         """Served by some provider, enabled or not (503 rather than 404 when all are off)."""
         return model in self.aliases or model in self.listed
 
-    def override(self, user_id: str | None, service: str | None) -> Target | None:
+    def override(self, user_id: str | None, service: str | None, tenant_id: int | None) -> Target | None:
+        """The override for a user of a tenant: the tenant's own before a global
+        one, each for the service before one for all services."""
         if not user_id or not self.overrides:
             return None
-        return self.overrides.get((user_id, service)) or self.overrides.get((user_id, None))
+        get = self.overrides.get
+        return (
+            get((tenant_id, user_id, service))
+            or get((tenant_id, user_id, None))
+            or get((None, user_id, service))
+            or get((None, user_id, None))
+        )
 
     def model_names(self) -> list[str]:
         return sorted(set(self.listed) | set(self.aliases))
 
-    def route(self, model: str, users: tuple[str | None, ...] = ()) -> list[Target]:
+    def route(self, model: str, users: tuple[str | None, ...] = (), tenant_id: int | None = None) -> list[Target]:
         """The targets a request for `model` tries, in order. An override for the
-        first of `users` that has one (for all services) wins; else every enabled
-        provider serving the model, best first. A model no provider serves is a
-        404; one whose providers are all disabled a 503."""
+        first of `users` (of `tenant_id`) that has one, for all services, wins;
+        else every enabled provider serving the model, best first. A model no
+        provider serves is a 404; one whose providers are all disabled a 503."""
         for user in users:
-            override = self.override(user, None)
+            override = self.override(user, None, tenant_id)
             if override is not None:
                 return [override]
         candidates = self.candidates(model)
@@ -133,7 +141,7 @@ def build(generation: int) -> Snapshot:
     for alias in ModelAlias.objects.select_related("provider").order_by("name", "position", "pk"):
         aliases.setdefault(alias.name, []).append(Target(upstreams[alias.provider.name], alias.model))
     overrides = {
-        (o.user_id, o.service_name or None): Target(upstreams[o.provider.name], o.model)
+        (o.tenant_id, o.user_id, o.service_name or None): Target(upstreams[o.provider.name], o.model)
         for o in Override.objects.select_related("provider")
     }
     prices = {

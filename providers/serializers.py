@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.serializers import conflict
+from accounts.serializers import TenantField, conflict, scope_of
 from core.names import MODEL_NAME_RE
 from providers.models import Override, Provider
 
@@ -79,24 +79,32 @@ class ConnectionCheckSerializer(serializers.Serializer):
 
 
 class OverrideSerializer(serializers.ModelSerializer):
+    """A tenant admin's overrides are its own tenant's (`tenant` is set to it);
+    a global admin may name any tenant, or none for every tenant's user of that name."""
+
+    tenant = TenantField(required=False, allow_null=True)
     service_name = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     provider = serializers.SlugRelatedField(slug_field="name", queryset=Provider.objects.all())
     model = serializers.RegexField(MODEL_NAME_RE)
 
     class Meta:
         model = Override
-        fields = ["id", "user_id", "service_name", "provider", "model", "created_at"]
-        # (user_id, service_name) uniqueness is checked in validate(): 409, and
-        # an empty service means "all services" (NULL).
+        fields = ["id", "tenant", "user_id", "service_name", "provider", "model", "created_at"]
+        # (tenant, user_id, service_name) uniqueness is checked in validate(): 409,
+        # and an empty service means "all services" (NULL).
         validators = []
 
     def validate_service_name(self, value: str | None) -> str | None:
         return value or None
 
     def validate(self, attrs: dict) -> dict:
+        scope = scope_of(self)
+        if scope is not None:
+            attrs["tenant"] = scope
+        tenant = attrs.get("tenant", getattr(self.instance, "tenant", None))
         user_id = attrs.get("user_id", getattr(self.instance, "user_id", None))
         service = attrs.get("service_name", getattr(self.instance, "service_name", None))
-        taken = Override.objects.filter(user_id=user_id, service_name=service)
+        taken = Override.objects.filter(tenant=tenant, user_id=user_id, service_name=service)
         if self.instance is not None:
             taken = taken.exclude(pk=self.instance.pk)
         if taken.exists():

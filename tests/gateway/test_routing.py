@@ -182,6 +182,22 @@ def test_override_by_request_user_field(client, two_providers, second_mock):
     assert chat(client, user="someone-else").headers["x-gateway-provider"] == "primary"
 
 
+def test_a_tenants_override_applies_to_its_own_requests_only(client, proxy_world, two_providers, second_mock):
+    """The outsider tenant's override for a user named "member" never reaches acme's member."""
+    _, backup = two_providers
+    Override.objects.create(tenant=proxy_world.globex, user_id="member", provider=backup, model="gpt-4o")
+    assert chat(client).headers["x-gateway-provider"] == "primary"
+    Override.objects.create(tenant=proxy_world.acme, user_id="member", provider=backup, model="gpt-4o")
+    assert chat(client).headers["x-gateway-provider"] == "backup"
+
+
+def test_a_tenants_own_override_wins_over_a_global_one(client, proxy_world, two_providers):
+    primary, backup = two_providers
+    Override.objects.create(user_id="member", provider=backup, model="gpt-4o")
+    Override.objects.create(tenant=proxy_world.acme, user_id="member", provider=primary, model="gpt-4o-mini")
+    assert chat(client).headers["x-gateway-provider"] == "primary"
+
+
 def test_provider_change_is_seen_without_restart(client, two_providers, mock_upstream):
     primary, _ = two_providers
     primary.is_enabled = False

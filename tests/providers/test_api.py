@@ -216,18 +216,57 @@ def test_override_with_unknown_provider_is_400(db, admin_api):
     assert response.status_code == 400 and response.json()["error"]["param"] == "provider"
 
 
-def test_tenant_admin_lists_only_its_users_overrides_and_cannot_write(world, as_key):
+def test_tenant_admin_sees_its_tenants_overrides_and_the_global_ones_of_its_users(world, as_key):
     provider = make_provider()
-    Override.objects.create(user_id="member", provider=provider, model="m")
+    Override.objects.create(user_id="member", provider=provider, model="m")  # global, names its user
+    Override.objects.create(tenant=world.acme, user_id="customer-7", provider=provider, model="m")
     theirs = Override.objects.create(user_id="outsider", provider=provider, model="m")
+    other_tenant = Override.objects.create(tenant=world.globex, user_id="member", provider=provider, model="m")
     owner = as_key(world.owner_raw)
-    listing = owner.get("/api/v1/overrides/")
-    assert [o["user_id"] for o in listing.json()["results"]] == ["member"]
+    listing = owner.get("/api/v1/overrides/").json()["results"]
+    assert sorted((o["user_id"], o["tenant"]) for o in listing) == [("customer-7", "acme"), ("member", None)]
     assert owner.get(f"/api/v1/overrides/{theirs.pk}/").status_code == 404
+    assert owner.get(f"/api/v1/overrides/{other_tenant.pk}/").status_code == 404
+
+
+def test_tenant_admin_manages_overrides_for_its_own_tenant(world, as_key):
+    """CONTRACT section 2: a tenant admin manages its tenant's overrides (it got 403)."""
+    make_provider()
+    owner = as_key(world.owner_raw)
     payload = {"user_id": "member", "service_name": "s", "provider": "openai", "model": "m"}
-    assert owner.post("/api/v1/overrides/", payload, format="json").status_code == 403
-    mine = Override.objects.get(user_id="member")
-    assert owner.delete(f"/api/v1/overrides/{mine.pk}/").status_code == 403
+    created = owner.post("/api/v1/overrides/", payload, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["tenant"] == "acme"
+    assert Override.objects.get(pk=created.json()["id"]).tenant == world.acme
+    assert owner.post("/api/v1/overrides/", payload, format="json").status_code == 409
+    changed = owner.patch(f"/api/v1/overrides/{created.json()['id']}/", {"model": "m2"}, format="json")
+    assert changed.status_code == 200 and changed.json()["model"] == "m2"
+    assert owner.delete(f"/api/v1/overrides/{created.json()['id']}/").status_code == 204
+    assert not Override.objects.exists()
+
+
+def test_tenant_admin_never_touches_another_tenants_or_a_global_override(world, as_key):
+    provider = make_provider()
+    global_one = Override.objects.create(user_id="member", provider=provider, model="m")
+    theirs = Override.objects.create(tenant=world.globex, user_id="outsider", provider=provider, model="m")
+    owner = as_key(world.owner_raw)
+    payload = {"tenant": "globex", "user_id": "outsider", "provider": "openai", "model": "x"}
+    refused = owner.post("/api/v1/overrides/", payload, format="json")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "tenant"
+    assert owner.delete(f"/api/v1/overrides/{global_one.pk}/").status_code == 403
+    assert owner.patch(f"/api/v1/overrides/{global_one.pk}/", {"model": "x"}, format="json").status_code == 403
+    assert owner.delete(f"/api/v1/overrides/{theirs.pk}/").status_code == 404
+    assert as_key(world.member_raw).post("/api/v1/overrides/", payload, format="json").status_code == 403
+    assert list(Override.objects.order_by("pk").values_list("model", flat=True)) == ["m", "m"]
+
+
+def test_global_admin_scopes_an_override_to_a_tenant_or_to_all(world, admin_api):
+    make_provider()
+    scoped = {"tenant": "globex", "user_id": "bob", "provider": "openai", "model": "m"}
+    assert admin_api.post("/api/v1/overrides/", scoped, format="json").json()["tenant"] == "globex"
+    everywhere = {"user_id": "bob", "provider": "openai", "model": "m"}
+    assert admin_api.post("/api/v1/overrides/", everywhere, format="json").json()["tenant"] is None
+    assert admin_api.post("/api/v1/overrides/", everywhere, format="json").status_code == 409
 
 
 # --- seed-compatible paths ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from accounts.models import Tenant
 from providers import registry
 from providers.config import apply_config, config_status, load_config, reload, validate_config
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider
@@ -389,3 +390,15 @@ def test_loadconfig_of_a_missing_file_is_one_line_and_a_nonzero_exit(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"CommandError: config rejected: {missing}: file not found"]
+
+
+def test_an_override_may_be_scoped_to_a_tenant(tmp_path):
+    Tenant.objects.create(name="acme")
+    scoped = VALID.replace(
+        "  - {user_id: alice, service: billing,", "  - {tenant: acme, user_id: alice, service: billing,"
+    )
+    ok, summary = reload(write(tmp_path, scoped))
+    assert ok, summary
+    assert Override.objects.get(user_id="alice").tenant.name == "acme"
+    ok, errors = reload(write(tmp_path, scoped.replace("tenant: acme", "tenant: nowhere")))
+    assert not ok and errors == ["overrides[0].tenant: unknown tenant 'nowhere'"]
