@@ -6,6 +6,11 @@ again on its failure.
 State lives in Redis when configured (shared by every process; failures
 counted by one Lua script) and in memory otherwise. Each process keeps a view
 of it no older than VIEW_TTL, so a healthy provider costs no round trip.
+A provider's state is forgotten `window` seconds after its last failure (the
+Redis key's TTL, or an expiry in memory). A round of probes that never reports
+back (the client left, the provider was at its own rate limit) does not hold
+the circuit half-open for ever: after another `recovery_timeout` a new round
+starts.
 """
 
 from __future__ import annotations
@@ -48,10 +53,24 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return {failures, tostring(open_until)}
 """)
 
+# A half-open probe: 1 when it may go through. ARGV: max probes, now, recovery timeout.
+PROBE_SCRIPT = shared_redis.LuaScript("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+local probes = redis.call('HINCRBY', KEYS[1], 'p', 1)
+if probes <= tonumber(ARGV[1]) then return 1 end
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+if open_until > 0 and tonumber(ARGV[2]) >= open_until + tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'o', ARGV[2], 'p', 1)
+  return 1
+end
+return 0
+""")
+
 
 class Circuits:
     def __init__(self) -> None:
-        # name -> (failures, open_until epoch or 0, probes, view expiry)
+        # name -> [failures, open_until epoch or 0, probes, expiry]; the expiry is
+        # the view's (monotonic) with Redis, the state's own (epoch) without.
         self._view: dict[str, list] = {}
 
     @staticmethod
@@ -62,8 +81,8 @@ class Circuits:
         view = self._view.get(name)
         redis = shared_redis.async_redis()
         if redis is None:
-            if view is None:
-                view = self._view[name] = [0, 0.0, 0, 0.0]
+            if view is None or (view[3] and view[3] <= time.time()):
+                view = self._view[name] = [0, 0.0, 0, 0.0]  # never failed, or forgotten
             return view
         if view is None or view[3] < time.monotonic():
             failures, open_until = await redis.hmget(self._key(name), "f", "o")
@@ -80,12 +99,17 @@ class Circuits:
             return False
         # Half-open: a few probes may go through, counted across processes.
         redis = shared_redis.async_redis()
-        if redis is None:
-            state[2] += 1
-            probes = state[2]
-        else:
-            probes = await redis.hincrby(self._key(name), "p", 1)
-        return probes <= config.half_open_max_calls
+        if redis is not None:
+            now = time.time()
+            args = [config.half_open_max_calls, now, config.recovery_timeout]
+            return bool(await PROBE_SCRIPT(redis, [self._key(name)], args))
+        state[2] += 1
+        if state[2] <= config.half_open_max_calls:
+            return True
+        if time.time() >= open_until + config.recovery_timeout:
+            state[1], state[2] = time.time(), 1  # the last round never reported back: a new one
+            return True
+        return False
 
     async def record_success(self, name: str) -> None:
         state = await self._state(name)
@@ -104,6 +128,7 @@ class Circuits:
             state[0] += 1
             if state[1] or state[0] >= config.failure_threshold:
                 state[1], state[2] = now + config.recovery_timeout, 0
+            state[3] = now + config.window  # as the Redis key's TTL
             return
         failures, open_until = await FAIL_SCRIPT(
             redis, [self._key(name)], [config.failure_threshold, now + config.recovery_timeout, config.window]
