@@ -53,7 +53,7 @@ def backoff(retry: int, retry_after: float | None) -> float:
     base = settings.RETRY_BACKOFF_BASE
     if retry_after is not None:
         return min(retry_after, MAX_BACKOFF)
-    return min(MAX_BACKOFF, base * 2**retry) + random.uniform(0, base)
+    return min(MAX_BACKOFF, base * 2**retry + random.uniform(0, base))
 
 
 async def _once(target: Target, endpoint: ClientEndpoint, body: dict, stream: bool) -> Reply | Streamed:
