@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import Tenant
 from providers import registry
-from providers.config import apply_config, config_status, load_config, reload, validate_config
+from providers.config import apply_config, config_status, load_config, reload
+from providers.config_validation import validate_config
 from providers.models import ConfigState, ModelAlias, Override, Price, Provider
 from providers.runtime_config import DEFAULTS, runtime_settings
 
