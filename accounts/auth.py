@@ -1,7 +1,10 @@
-"""Who is calling: the one place a presented key is checked.
+"""Who is calling the management API: a presented key checked once.
 
-Both the DRF authentication class (management API) and the /v1 pipeline call
-`authenticate_key`, so the rules for a usable key live in one function.
+The rules for a usable key live in one place, `ApiKey.objects.verify` (the
+model's manager): `authenticate_key` here uses it for the DRF authentication
+class (management API, where the bootstrap admin key is also accepted), and
+the /v1 path's cached lookup (accounts.keycache) uses it on a cache miss.
+`key_from_headers` reads the key from the headers both paths accept.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Redis clients for state that every gateway process shares (key cache
-invalidation, routing generation, circuit breakers; later quotas and limits).
+"""Redis clients for state that every gateway process shares (the key cache,
+the routing generation, circuit breakers, quota and rate-limit counters, the
+usage queue, the response cache).
 
 None when REDIS_URL is unset: then there is one process and callers keep the
 state in memory. The async client (`redis_client.LeanRedis`, pipelined, for the

@@ -95,7 +95,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache (and, later, counters shared by every process) -------------------
+# --- Cache, and the state every process shares (with Redis) -----------------
 REDIS_URL = env_str("REDIS_URL")
 # Seconds any Redis client may wait to connect, or for a reply: a Redis that
 # hangs fails the calls waiting on it instead of holding them forever.
