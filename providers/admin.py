@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from accounts.admin import active_badge
-from providers import services
+from providers import model_listing
 from providers.models import ModelAlias, Override, Price, Provider
 
 
@@ -68,12 +68,14 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Test connection (asks the upstream for its model list)")
     def test_connection(self, request, queryset) -> None:
         for provider in queryset:
-            success, error = services.check_provider(provider)
+            success, error = model_listing.check_provider(provider)
             if success:
                 self.message_user(request, f"Connection to {provider.name} OK.", messages.SUCCESS)
             else:
                 self.message_user(
-                    request, services.scrub(f"Connection to {provider.name} failed: {error}", provider), messages.ERROR
+                    request,
+                    model_listing.scrub(f"Connection to {provider.name} failed: {error}", provider),
+                    messages.ERROR,
                 )
 
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from accounts.models import ApiUser
 from accounts.permissions import IsGatewayAdmin, IsGlobalAdmin, admin_tenant
 from core.errors import GatewayError
-from providers import config, services
+from providers import config, model_listing
 from providers.models import Override, Provider
 from providers.serializers import (
     ConnectionCheckSerializer,
@@ -47,8 +47,8 @@ class ProviderViewSet(ReadForAdminsWriteForGlobal, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         provider = self.get_object()
-        success, error = services.check_provider(provider)
-        return Response({"success": success, "error": services.scrub(error, provider) if error else None})
+        success, error = model_listing.check_provider(provider)
+        return Response({"success": success, "error": model_listing.scrub(error, provider) if error else None})
 
 
 class OverrideViewSet(viewsets.ModelViewSet):
@@ -132,9 +132,11 @@ def model_selection(request, name: str):
 def refresh_models(request, name: str):
     provider = _provider(name)
     try:
-        models = services.fetch_upstream_models(provider)
+        models = model_listing.fetch_upstream_models(provider)
     except RuntimeError as exc:
-        raise GatewayError("upstream_error", services.scrub(f"Model list refresh failed: {exc}", provider)) from None
+        raise GatewayError(
+            "upstream_error", model_listing.scrub(f"Model list refresh failed: {exc}", provider)
+        ) from None
     provider.available_models = models
     provider.save(update_fields=["available_models", "updated_at"])
     return Response({"object": "list", "data": _model_entries(provider)})

@@ -1,4 +1,4 @@
-"""Provider checks run from management views (not the request path): the
+"""A provider's model listing, for management views (not the request path): the
 adapter's own model listing, synchronous, so a sync Django view can call it."""
 
 from __future__ import annotations
