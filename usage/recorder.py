@@ -7,6 +7,9 @@ in batches, one process at a time (a Redis lock), and `request_id` is unique
 so a batch written twice counts once. Without Redis, records wait in a buffer
 in this process, flushed every FLUSH_SECONDS and at exit (atexit: Daphne
 stops its reactor on SIGTERM and the interpreter exits normally).
+
+Writing a batch also sets each key's `last_used_at` to its newest record in
+the batch (one statement per batch), so the request path never writes the key.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from channels.db import database_sync_to_async
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
+from accounts.models import ApiKey
 from core import shared_redis
 from usage import limits
 from usage.models import UsageRecord
@@ -68,8 +72,11 @@ def _columns() -> tuple[str, list[str]]:
 
 def _json_insert() -> tuple[str, list]:
     """PostgreSQL: one INSERT ... SELECT over the whole batch sent as one JSON
-    array; the server unpacks the rows. A field a record leaves out takes the
-    model's default."""
+    array (the first parameter); the server unpacks the rows. A field a record
+    leaves out takes the model's default. The same statement answers each key's
+    newest created_at in the batch, conflicting rows included (a batch written
+    again after a crash still counts), so the batch is neither parsed in Python
+    nor sent twice for `_touch_keys`."""
     fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     table = quote(UsageRecord._meta.db_table)
@@ -81,10 +88,12 @@ def _json_insert() -> tuple[str, list]:
         else:
             select.append(f"COALESCE(r.{quote(f.column)}, %s)")
             params.append(default)
+    key_id, created_at = quote("key_id"), quote("created_at")
     sql = (
-        f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
-        f"SELECT {', '.join(select)} FROM json_populate_recordset(NULL::{table}, %s::json) AS r "
-        f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
+        f"WITH batch AS (SELECT * FROM json_populate_recordset(NULL::{table}, %s::json)), "
+        f"written AS (INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(select)} FROM batch AS r ON CONFLICT ({quote('request_id')}) DO NOTHING) "
+        f"SELECT {key_id}, MAX({created_at}) FROM batch WHERE {key_id} IS NOT NULL GROUP BY {key_id}"
     )
     return sql, params
 
@@ -99,6 +108,10 @@ def write(batch: list[dict]) -> None:
     rows = [tuple(_db_value(fields.get(name, DEFAULTS.get(name))) for name in names) for fields in batch]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+        # Inside the records' transaction: SQLite has one writer, whose lock this
+        # transaction already holds, so a second transaction would only add a
+        # commit. `_touch_keys` runs in a savepoint: if it fails, the records still commit.
+        _touch_keys(_newest_by_key(batch))
 
 
 def write_encoded(batch: list[bytes]) -> None:
@@ -112,7 +125,62 @@ def write_encoded(batch: list[bytes]) -> None:
 def _write_json(array: bytes) -> None:
     sql, params = _json_insert()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, array.decode()])
+        cursor.execute(sql, [array.decode(), *params])
+        newest = dict(cursor.fetchall())
+    # After the records' statement has committed, in a transaction of its own:
+    # the records never wait on a key row another transaction holds (an admin
+    # save, touch()) nor roll back with a failed update.
+    _touch_keys(newest)
+
+
+def _newest_by_key(batch: list[dict]) -> dict[int, datetime]:
+    newest: dict[int, datetime] = {}
+    for fields in batch:
+        key_id = fields.get("key_id")
+        if key_id is not None and (key_id not in newest or fields["created_at"] > newest[key_id]):
+            newest[key_id] = fields["created_at"]
+    return newest
+
+
+def _touch_keys(newest: dict[int, datetime]) -> None:
+    """Move each key's last_used_at forward to its newest use in a batch just
+    written; never back (a batch written late or twice changes nothing).
+
+    Records come first: a failure here is logged and the batch counts as
+    written. Any exception, not only a database error: raised, it would keep
+    the batch queued (or buffered) and retried forever for a column that the
+    next batch sets anyway.
+    """
+    if not newest:
+        return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _update_last_used(cursor, newest)
+    except Exception:
+        logger.exception("Could not update last_used_at of %d API keys (their usage records are written)", len(newest))
+
+
+def _update_last_used(cursor, newest: dict[int, datetime]) -> None:
+    quote = connection.ops.quote_name
+    table, pk, last_used = quote(ApiKey._meta.db_table), quote("id"), quote("last_used_at")
+    if connection.vendor == "postgresql":
+        # One statement, two array parameters whatever the number of keys. The
+        # WHERE skips rows already newer (and writes no row version for them).
+        cursor.execute(
+            f"UPDATE {table} AS k SET {last_used} = v.newest "
+            f"FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, newest) "
+            f"WHERE k.{pk} = v.id AND (k.{last_used} IS NULL OR k.{last_used} < v.newest)",
+            [list(newest), list(newest.values())],
+        )
+        return
+    # SQLite: one UPDATE per distinct key (a few per batch), all in the caller's
+    # transaction, chosen over one CASE statement for plainness and because SQLite
+    # has no round trip and caps the parameters of one statement. Timestamps are
+    # stored as text that sorts as time, so `<` compares them correctly.
+    cursor.executemany(
+        f"UPDATE {table} SET {last_used} = %s WHERE {pk} = %s AND ({last_used} IS NULL OR {last_used} < %s)",
+        [(_db_value(at), key_id, _db_value(at)) for key_id, at in newest.items()],
+    )
 
 
 def _db_value(value):
