@@ -22,8 +22,16 @@ from gateway import validation
 def prompt_of(*fields: str) -> Callable[[dict], str]:
     """The text whose length estimates a request's prompt: these body fields, as text."""
 
-    def text(body: dict) -> str:
-        return "".join(str(body.get(name) or "") for name in fields)
+    if len(fields) == 1:
+        (only,) = fields
+
+        def text(body: dict) -> str:
+            return str(body.get(only) or "")
+
+    else:
+
+        def text(body: dict) -> str:
+            return "".join(str(body.get(name) or "") for name in fields)
 
     return text
 

@@ -43,7 +43,9 @@ class Pipeline:
     def __init__(self, call: Call, send) -> None:
         self.call = call
         self.send = send
-        self.relay = StreamRelay(call, send, self.store_stream)
+
+    def relay(self) -> StreamRelay:
+        return StreamRelay(self.call, self.send, self.store_stream)
 
     # --- entry point ---------------------------------------------------------
 
@@ -81,7 +83,7 @@ class Pipeline:
         await self.admit(snapshot, targets, endpoint, data)
         result = await self.call_upstream(snapshot, targets, endpoint, data, stream)
         if isinstance(result, Streamed):
-            await self.relay.openai(result, bool((data.get("stream_options") or {}).get("include_usage")))
+            await self.relay().openai(result, bool((data.get("stream_options") or {}).get("include_usage")))
         else:
             self.call.usage = result.usage
             await self.respond_json(200, result.data)
@@ -98,7 +100,7 @@ class Pipeline:
         await self.admit(snapshot, targets, endpoint, data)
         result = await self.call_upstream(snapshot, targets, CHAT, chat, self.call.stream)
         if isinstance(result, Streamed):
-            await self.relay.anthropic(result, data["model"])
+            await self.relay().anthropic(result, data["model"])
         else:
             self.call.usage = result.usage
             await self.respond_json(200, openai_to_anthropic_response(result.data, data["model"]))
@@ -188,11 +190,11 @@ class Pipeline:
         """Reserve this call's estimate on every quota and limit, or refuse it."""
         call = self.call
         config = snapshot.settings.get("limits") or {}
-        call.prompt_estimate = limits.estimate_prompt_tokens(endpoint.prompt(body))
+        prompt = call.prompt_estimate = limits.estimate_prompt_tokens(endpoint.prompt(body))
         completion = limits.completion_allowance(body, endpoint.max_tokens_fields, config)
         model = targets[0].model if targets else call.requested_model
-        price = price_of(model, snapshot.prices) if model else None
-        call.admission = await limits.admit_estimate(call.key, call.prompt_estimate, completion, price, config)
+        nano_usd = limits.estimate_cost_nano(price_of(model, snapshot.prices) if model else None, prompt, completion)
+        call.admission = await limits.admit(call.key, prompt + completion, nano_usd, config)
 
     async def call_upstream(
         self, snapshot: Snapshot, targets: list[Target], endpoint: Endpoint, body: dict, stream: bool

@@ -85,8 +85,8 @@ async def route(
     tried = limited = False
     for target in candidates:
         name = target.upstream.name
-        if not adapter_for(target.upstream).serves(endpoint):
-            continue
+        if adapter_for(target.upstream).wire not in endpoint.upstream:
+            continue  # the provider's wire format has no path for this endpoint
         for retry in range(target.upstream.max_retries + 1):
             if not await circuits.allow(name, config):
                 break

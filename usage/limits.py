@@ -51,15 +51,13 @@ USAGE_QUEUE = "gw:usage:queue"
 LEVEL_FIELDS = {"key": "key_id", "user": "user_id", "tenant": "tenant_id"}
 
 
+@dataclass(slots=True)
 class QuotaCheck(Check):
     """A token quota or USD budget: rebuilt from the usage table when its counter is missing."""
 
-    __slots__ = ("rebuild_from", "owner_id")
-
-    def __init__(self, key, kind, level, limit, add, ttl, rebuild_from: datetime | None, owner_id: int) -> None:
-        super().__init__(key, kind, level, limit, add, ttl, must_exist=True)
-        self.rebuild_from = rebuild_from  # usage since then counts (None: all time)
-        self.owner_id = owner_id
+    must_exist: bool = True
+    rebuild_from: datetime | None = None  # usage since then counts (None: all time)
+    owner_id: int | None = None
 
 
 @dataclass
@@ -111,9 +109,13 @@ def plan(
             suffix, start, ttl = periods[period]
             prefix = f"gw:q:{level}:{owner}:{suffix}"
         if quota is not None:
-            checks.append(QuotaCheck(f"{prefix}:t", "tokens", level, quota, tokens, ttl, start, owner))
+            checks.append(
+                QuotaCheck(f"{prefix}:t", "tokens", level, quota, tokens, ttl, rebuild_from=start, owner_id=owner)
+            )
         if budget is not None:
-            checks.append(QuotaCheck(f"{prefix}:c", "usd", level, budget, nano_usd, ttl, start, owner))
+            checks.append(
+                QuotaCheck(f"{prefix}:c", "usd", level, budget, nano_usd, ttl, rebuild_from=start, owner_id=owner)
+            )
         rpm = own.get("rpm") or (limits.get("default_key_rpm") if level == "key" else None)
         tpm = own.get("tpm") or (limits.get("default_key_tpm") if level == "key" else None)
         if rpm:
@@ -263,14 +265,6 @@ def completion_allowance(body: dict, cap_fields: tuple[str, ...], limits: dict) 
         if body.get(name):
             return body[name]
     return limits.get("default_max_tokens", 1024)
-
-
-async def admit_estimate(
-    key: KeyInfo, prompt_tokens: int, completion_tokens: int, price: tuple | None, limits: dict
-) -> Admission:
-    """Admit a request on its estimate: prompt plus allowed output, and their cost at `price`."""
-    nano_usd = estimate_cost_nano(price, prompt_tokens, completion_tokens)
-    return await admit(key, prompt_tokens + completion_tokens, nano_usd, limits)
 
 
 def estimate_cost_nano(price: tuple[float, float, float] | None, prompt_tokens: int, completion_tokens: int) -> int:
