@@ -6,6 +6,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts import schema  # noqa: F401  (registers the key authentication's OpenAPI description)
 from accounts.models import ApiKey, ApiUser, Tenant
 from accounts.permissions import IsGatewayAdmin, IsGlobalAdmin, admin_tenant
 from accounts.serializers import ApiKeySerializer, ApiUserSerializer, TenantSerializer

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -31,6 +32,32 @@ class ForbidKeyInput(serializers.Serializer):
         return attrs
 
 
+class GenKeyOutput(serializers.Serializer):
+    """The new key, in plaintext this once."""
+
+    username = serializers.CharField()
+    api_key = serializers.CharField()
+    id = serializers.IntegerField()
+    tenant = serializers.CharField()
+
+
+class ListedUser(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    tenant = serializers.CharField()
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class ListUsersOutput(serializers.Serializer):
+    users = ListedUser(many=True)
+
+
+class ForbidKeyOutput(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="How many keys were revoked.")
+    keys = serializers.ListField(child=serializers.CharField(), help_text="Their display prefixes.")
+
+
 def _tenant_for(request, requested: str | None) -> Tenant:
     scope = admin_tenant(request.user)
     if scope is not None:
@@ -41,6 +68,7 @@ def _tenant_for(request, requested: str | None) -> Tenant:
     return tenant
 
 
+@extend_schema(request=GenKeyInput, responses={201: GenKeyOutput})
 @api_view(["POST"])
 def gen_key(request):
     data = GenKeyInput(data=request.data)
@@ -52,6 +80,7 @@ def gen_key(request):
     return Response({"username": user.username, "api_key": raw, "id": key.pk, "tenant": tenant.name}, status=201)
 
 
+@extend_schema(responses=ListUsersOutput)
 @api_view(["GET"])
 def list_users(request):
     users = ApiUser.objects.select_related("tenant").order_by("tenant__name", "username")
@@ -74,6 +103,7 @@ def list_users(request):
     )
 
 
+@extend_schema(request=ForbidKeyInput, responses=ForbidKeyOutput)
 @api_view(["POST"])
 def forbid_key(request):
     data = ForbidKeyInput(data=request.data)

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served locally
     "channels",
     "accounts",
     "providers",
@@ -163,9 +164,21 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLM Gateway management API",
-    "DESCRIPTION": "Tenants, users, API keys, providers and usage. Client traffic uses /v1 (OpenAI-compatible).",
+    "DESCRIPTION": "Tenants, users, keys, providers, usage, health and metrics. Clients use /v1 (OpenAI-compatible).",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ loads its JS and CSS from this gateway (static/), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No online validator badge: it would send the schema's address to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Choice sets that share field names (`status`) get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "GatewayStatusEnum": "gateway.health.GATEWAY_STATUSES",
+        "ProviderStatusEnum": "gateway.health.PROVIDER_STATUSES",
+        "UpDownEnum": "gateway.views.UP_DOWN",
+    },
 }
 
 # Management API: requests per caller and endpoint (django-ratelimit); empty = no limit.

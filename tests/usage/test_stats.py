@@ -61,3 +61,28 @@ def test_quota_use_is_a_ratio_of_this_periods_use(world):
     use = stats.quota_use("tenant", world.acme)
     assert use["budget_used_ratio"] == 0.25 and use["tokens_used_ratio"] == 0.25
     assert stats.quota_use("key", world.member_key)["budget_used_ratio"] is None
+
+
+def test_tenant_filter_keeps_only_that_tenants_traffic(world):
+    save(
+        make_record(ago=MIN, key=world.member_key, provider="a", latency_ms=100, status=502),
+        make_record(ago=MIN, key=world.outsider_key, provider="a", latency_ms=900),
+        make_record(ago=MIN, key=world.outsider_key, provider="b", latency_ms=50),
+    )
+    mine = stats.recent(tenant_id=world.acme.pk)
+    assert set(mine.providers) == {"a"}
+    assert mine.providers["a"].failed_requests == 1 and mine.providers["a"].p95_latency_ms == 100
+    assert mine.summary.total_requests == 1
+    assert stats.recent().summary.total_requests == 3
+
+
+def test_without_percentiles_the_counts_are_the_same_and_latencies_are_not_read(django_assert_num_queries):
+    save(
+        make_record(ago=MIN, provider="a", latency_ms=100),
+        make_record(ago=MIN, provider="a", latency_ms=300, status=503),
+    )
+    with django_assert_num_queries(1):
+        counts = stats.recent(percentiles=False)
+    a = counts.providers["a"]
+    assert (a.total_requests, a.failed_requests, a.avg_response_time_ms) == (2, 1, 200.0)
+    assert a.p95_latency_ms == 0.0 and counts.summary.total_requests == 2
