@@ -135,6 +135,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 ROUTING_REFRESH_SECONDS = env_float("ROUTING_REFRESH_SECONDS", 1.0)
 # Seconds; retry n waits about base * 2**n (plus jitter), at most 4 s.
 RETRY_BACKOFF_BASE = env_float("RETRY_BACKOFF_BASE", 0.25)
+# Seconds between alert rule evaluations inside the server; 0 turns that off (cron: manage.py evaluate_alerts).
+ALERT_EVALUATION_SECONDS = env_float("ALERT_EVALUATION_SECONDS", 60.0)
 
 # --- Auth, REST API and its schema ------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -3,10 +3,11 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import DefaultRouter, SimpleRouter
 
 from accounts import api as accounts_api
 from accounts import compat_api
+from alerts import api as alerts_api
 from gateway import views
 from providers import api as providers_api
 from usage import api as usage_api
@@ -19,6 +20,12 @@ router.register("users", accounts_api.ApiUserViewSet, basename="apiuser")
 router.register("keys", accounts_api.ApiKeyViewSet, basename="apikey")
 router.register("providers", providers_api.ProviderViewSet, basename="provider")
 router.register("overrides", providers_api.OverrideViewSet, basename="override")
+
+# Alert rules (by name) and alerts, under /v1 as CONTRACT section 10 has them.
+alerts_router = SimpleRouter()
+alerts_router.trailing_slash = "/?"
+alerts_router.register("rules", alerts_api.AlertRuleViewSet, basename="alertrule")
+alerts_router.register("alerts", alerts_api.AlertViewSet, basename="alert")
 
 urlpatterns = [
     # Seed-compatible admin paths come before the Django admin's catch-all.
@@ -36,6 +43,7 @@ urlpatterns = [
     path("v1/providers/<str:name>/model_selection", providers_api.model_selection),
     path("v1/config/reload", providers_api.config_reload),
     path("v1/config/status", providers_api.config_status),
+    path("v1/", include(alerts_router.urls)),
     path("health", views.health),
     path("api/v1/health", views.api_health),
     path("api/v1/health/providers", views.providers_health),
