@@ -1,34 +1,46 @@
+"""Tenants, API users and keys in the admin (django-unfold's ModelAdmin).
+
+A key's plaintext is shown once, on the page that answers its creation or
+rotation, and never stored. What each tenant, user and key has spent lives a
+layer up: `usage/admin.py` registers these classes again with their spend
+columns (usage may read accounts, not the other way round).
+"""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
 
 from accounts.models import DISPLAY_PREFIX_LEN, ApiKey, ApiUser, Tenant, hash_key, new_raw_key
 
 LIMIT_FIELDS = ("token_quota", "budget_usd", "quota_period", "rpm", "tpm")
-
-
-def active_badge(is_active: bool, on: str = "active", off: str = "disabled") -> str:
-    color = "#2e7d32" if is_active else "#c62828"
-    return format_html('<span style="color:{}">{}</span>', color, on if is_active else off)
+# Status words and the colour of the label each is shown in.
+STATUS_LABELS = {
+    "active": "success",
+    "enabled": "success",
+    "expired": "warning",
+    "disabled": "danger",
+    "revoked": "danger",
+}
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ModelAdmin):
     list_display = ("name", "status", "token_quota", "budget_usd", "quota_period", "rpm", "tpm", "created_at")
     list_filter = ("is_active", "quota_period")
     search_fields = ("name",)
     fieldsets = ((None, {"fields": ("name", "is_active")}), ("Limits", {"fields": LIMIT_FIELDS}))
 
-    @admin.display(description="status")
+    @display(description="status", label=STATUS_LABELS, ordering="is_active")
     def status(self, tenant: Tenant) -> str:
-        return active_badge(tenant.is_active)
+        return "active" if tenant.is_active else "disabled"
 
 
 @admin.register(ApiUser)
-class ApiUserAdmin(admin.ModelAdmin):
+class ApiUserAdmin(ModelAdmin):
     list_display = ("username", "tenant", "status", "token_quota", "budget_usd", "rpm", "created_at")
     list_filter = ("is_active", "tenant")
     list_select_related = ("tenant",)
@@ -36,16 +48,17 @@ class ApiUserAdmin(admin.ModelAdmin):
     autocomplete_fields = ("tenant",)
     fieldsets = ((None, {"fields": ("tenant", "username", "email", "is_active")}), ("Limits", {"fields": LIMIT_FIELDS}))
 
-    @admin.display(description="status")
+    @display(description="status", label=STATUS_LABELS, ordering="is_active")
     def status(self, user: ApiUser) -> str:
-        return active_badge(user.is_active)
+        return "active" if user.is_active else "disabled"
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     list_display = ("prefix_display", "name", "tenant", "user", "is_admin", "status", "expires_at", "last_used_at")
     list_filter = ("is_active", "is_admin", "tenant")
-    list_select_related = ("tenant", "user")
+    # The user column shows "username (tenant)": its tenant too, or one query per row.
+    list_select_related = ("tenant", "user__tenant")
     search_fields = ("prefix", "name", "user__username", "tenant__name")
     autocomplete_fields = ("user",)
     readonly_fields = ("prefix", "tenant", "is_active", "revoked_at", "last_used_at", "created_at")
@@ -56,15 +69,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         ("State", {"fields": ("is_active", "revoked_at", "last_used_at", "created_at")}),
     )
 
-    @admin.display(description="key", ordering="prefix")
+    @display(description="key", ordering="prefix")
     def prefix_display(self, key: ApiKey) -> str:
         return f"{key.prefix}…"
 
-    @admin.display(description="status")
+    @display(description="status", label=STATUS_LABELS)
     def status(self, key: ApiKey) -> str:
-        if key.is_active:
-            return active_badge(key.expires_at is None or key.is_usable(), "active", "expired")
-        return active_badge(False, off="revoked")
+        if not key.is_active:
+            return "revoked"
+        return "active" if key.expires_at is None or key.is_usable() else "expired"
 
     def get_readonly_fields(self, request, obj=None):
         # The owner of a key is fixed once it exists.

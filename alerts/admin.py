@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin import ModelAdmin
 from django.db import models
+from unfold.admin import ModelAdmin
 
 from alerts.models import Alert, AlertRule
 

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from django.urls import reverse_lazy
+
 from core.env import database_from_url, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -19,6 +21,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",  # makes `runserver` serve ASGI
+    "unfold",  # the admin's theme and dashboard; before django.contrib.admin, whose templates it overrides
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -186,6 +189,74 @@ SPECTACULAR_SETTINGS = {
 # Management API: requests per caller and endpoint (django-ratelimit); empty = no limit.
 MANAGEMENT_RATE_LIMIT = env_str("MANAGEMENT_RATE_LIMIT", "600/m")
 RATELIMIT_USE_CACHE = "default"
+
+
+# --- Admin: django-unfold, the operator's home -------------------------------
+def _admin_entry(title: str, icon: str, model: str, view: str = "changelist") -> dict:
+    """A sidebar link to an admin page of `model` ("app.model"), shown to staff who may view it."""
+    app, name = model.split(".")
+    return {
+        "title": title,
+        "icon": icon,  # a Material Symbols name (the font ships with unfold)
+        "link": reverse_lazy(f"admin:{app}_{name}_{view}"),
+        "permission": lambda request: request.user.has_perm(f"{app}.view_{name}"),
+    }
+
+
+UNFOLD = {
+    "SITE_TITLE": "LLM Gateway",
+    "SITE_HEADER": "LLM Gateway",
+    "SITE_SUBHEADER": "Operations",
+    "SITE_SYMBOL": "hub",
+    # The gateway has no home page of its own: "view site" leads to the API docs.
+    "SITE_URL": "/api/docs/",
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "gateway.dashboard.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "navigation": [
+            {
+                "title": "Overview",
+                "items": [{"title": "Dashboard", "icon": "dashboard", "link": reverse_lazy("admin:index")}],
+            },
+            {
+                "title": "Accounts",
+                "separator": True,
+                "items": [
+                    _admin_entry("Tenants", "apartment", "accounts.tenant"),
+                    _admin_entry("API users", "group", "accounts.apiuser"),
+                    _admin_entry("API keys", "key", "accounts.apikey"),
+                ],
+            },
+            {
+                "title": "Routing",
+                "separator": True,
+                "items": [
+                    _admin_entry("Providers", "dns", "providers.provider"),
+                    _admin_entry("Model aliases", "alt_route", "providers.modelalias"),
+                    _admin_entry("Overrides", "call_split", "providers.override"),
+                    _admin_entry("Prices", "sell", "providers.price"),
+                ],
+            },
+            {
+                "title": "Usage",
+                "separator": True,
+                "items": [
+                    _admin_entry("Usage records", "receipt_long", "usage.usagerecord"),
+                    _admin_entry("Per-day chart", "bar_chart", "usage.usagerecord", view="chart"),
+                ],
+            },
+            {
+                "title": "Alerts",
+                "separator": True,
+                "items": [
+                    _admin_entry("Alert rules", "rule", "alerts.alertrule"),
+                    _admin_entry("Alerts", "notifications", "alerts.alert"),
+                ],
+            },
+        ],
+    },
+}
 
 # --- Internationalization and static files ----------------------------------
 LANGUAGE_CODE = "en-us"

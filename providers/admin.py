@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
+from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminURLInputWidget, UnfoldBooleanSwitchWidget
 
-from accounts.admin import active_badge
+from accounts.admin import STATUS_LABELS
 from providers import model_listing
 from providers.models import ModelAlias, Override, Price, Provider
 
@@ -14,15 +17,18 @@ class ProviderForm(forms.ModelForm):
 
     # A URL typed without a scheme is https; the rules are the model field's.
     base_url = forms.URLField(
-        required=False, assume_scheme="https", help_text=Provider._meta.get_field("base_url").help_text
+        required=False,
+        assume_scheme="https",
+        widget=UnfoldAdminURLInputWidget,
+        help_text=Provider._meta.get_field("base_url").help_text,
     )
     api_key = forms.CharField(
         required=False,
         max_length=500,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=UnfoldAdminPasswordWidget(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Leave empty to keep the stored key (or use the environment variable below).",
     )
-    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key", widget=UnfoldBooleanSwitchWidget)
 
     class Meta:
         model = Provider
@@ -38,7 +44,7 @@ class ProviderForm(forms.ModelForm):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ModelAdmin):
     form = ProviderForm
     list_display = ("name", "type", "status", "priority", "key", "models_count", "from_config", "updated_at")
     list_filter = ("type", "is_enabled", "from_config")
@@ -53,15 +59,15 @@ class ProviderAdmin(admin.ModelAdmin):
         ("State", {"fields": ("from_config", "created_at", "updated_at")}),
     )
 
-    @admin.display(description="status", ordering="is_enabled")
+    @display(description="status", ordering="is_enabled", label=STATUS_LABELS)
     def status(self, provider: Provider) -> str:
-        return active_badge(provider.is_enabled, "enabled", "disabled")
+        return "enabled" if provider.is_enabled else "disabled"
 
-    @admin.display(description="key")
+    @display(description="key")
     def key(self, provider: Provider) -> str:
         return provider.masked_api_key or "—"
 
-    @admin.display(description="models")
+    @display(description="models")
     def models_count(self, provider: Provider) -> int:
         return len(provider.models or [])
 
@@ -80,7 +86,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelAlias)
-class ModelAliasAdmin(admin.ModelAdmin):
+class ModelAliasAdmin(ModelAdmin):
     list_display = ("name", "provider", "model", "position")
     list_filter = ("provider",)
     list_select_related = ("provider",)
@@ -88,18 +94,18 @@ class ModelAliasAdmin(admin.ModelAdmin):
 
 
 @admin.register(Override)
-class OverrideAdmin(admin.ModelAdmin):
+class OverrideAdmin(ModelAdmin):
     list_display = ("user_id", "service", "tenant", "provider", "model", "created_at")
     list_filter = ("provider", "tenant")
     list_select_related = ("provider", "tenant")
     search_fields = ("user_id", "service_name", "model")
 
-    @admin.display(description="service", ordering="service_name")
+    @display(description="service", ordering="service_name")
     def service(self, override: Override) -> str:
         return override.service_name or "(all services)"
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(ModelAdmin):
     list_display = ("model", "input", "output", "cached_input")
     search_fields = ("model",)

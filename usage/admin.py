@@ -1,28 +1,36 @@
-"""Usage records in the admin: read-only, filtered, and a per-day chart.
+"""Usage in the admin: the records (read-only, filtered), a per-day chart, and
+what each tenant, user and key has spent, on their own admin pages.
 
 The usage table is the one that grows without bound, so nothing here may scan
 all of it: no full COUNT(*) (the paginator counts at most a page cap), no
 DISTINCT over a column for a filter's choices (they come from small tables or
 from the most recent rows), and no date_hierarchy (its month and day links run
-DISTINCT over the whole table).
+DISTINCT over the whole table). Spend on the account lists is one grouped query
+per page (`usage.spend.period_use`), each owner bounded by its period.
+
+The account admins are registered again here, with their spend: they live in
+`accounts/admin.py`, a layer below usage, which cannot read usage records.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
+from unfold.views import ChangeList
 
-from accounts.models import ApiKey, Tenant
-from usage import reports
+from accounts import admin as accounts_admin
+from accounts.models import ApiKey, ApiUser, Tenant
+from usage import charts
 from usage.models import UsageRecord
+from usage.spend import WINDOW_NAMES, PeriodUse, period_use, usd
 
 CHART_DEFAULT_DAYS = 30
 CHART_MAX_DAYS = 365
@@ -127,7 +135,7 @@ def recent_values_filter(field: str, title: str) -> type[RecentValuesFilter]:
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ModelAdmin):
     list_display = (
         "created_at",
         "tenant_id",
@@ -161,6 +169,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
     list_per_page = 100
+    list_fullwidth = True
     ordering = ("-created_at",)
     # Sorting by any other column would sort the whole table; created_at has an index.
     sortable_by = ("created_at",)
@@ -175,21 +184,21 @@ class UsageRecordAdmin(admin.ModelAdmin):
         # Records are accounting: `manage.py prune_usage` is the one way they go.
         return False
 
-    @admin.display(description="status")
-    def status_display(self, record: UsageRecord) -> str:
-        color = "#2e7d32" if record.status < 400 else "#c62828"
-        return format_html('<span style="color:{}" title="{}">{}</span>', color, record.error_code, record.status)
+    @display(description="status", label={"ok": "success", "client": "warning", "error": "danger"})
+    def status_display(self, record: UsageRecord) -> tuple[str, str]:
+        kind = "ok" if record.status < 400 else "client" if record.status < 500 else "error"
+        return kind, f"{record.status} {record.error_code}".strip()
 
-    @admin.display(description="tokens in/out (cached)")
+    @display(description="tokens in/out (cached)")
     def tokens(self, record: UsageRecord) -> str:
         cached = f" ({record.cached_tokens})" if record.cached_tokens else ""
         return f"{record.input_tokens}/{record.output_tokens}{cached}"
 
-    @admin.display(description="cost USD")
+    @display(description="cost USD")
     def cost(self, record: UsageRecord) -> str:
         return f"{record.cost_usd:.6f}"
 
-    @admin.display(description="latency ms")
+    @display(description="latency ms")
     def latency(self, record: UsageRecord) -> int:
         return record.latency_ms
 
@@ -202,13 +211,13 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def chart_view(self, request):
-        """Cost and tokens per day over the last `days` days, drawn as CSS bars."""
+        """Cost and tokens per day over the last `days` days: a chart, and the figures as a table."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         days = _chart_days(request.GET.get("days"))
         tenant = request.GET.get("tenant", "")
         tenant_id = int(tenant) if tenant.isdigit() else None
-        rows = reports.last_days(days, tenant_id=tenant_id)
+        bars = charts.per_day(days, tenant_id=tenant_id)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Usage per day, last {days} days",
@@ -217,7 +226,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
             "day_choices": (7, 30, 90, 365),
             "tenant_id": tenant_id,
             "tenants": Tenant.objects.values_list("pk", "name"),
-            "bars": chart_bars(reports.timeseries(rows, "day"), days),
+            "bars": bars,
+            "chart_data": charts.chart_data(bars),
+            "chart_options": charts.chart_options(),
             "changelist_url": reverse("admin:usage_usagerecord_changelist"),
         }
         return TemplateResponse(request, "admin/usage/usagerecord/chart.html", context)
@@ -229,25 +240,114 @@ def _chart_days(raw: str | None) -> int:
     return CHART_DEFAULT_DAYS
 
 
-def chart_bars(series: list[dict], days: int) -> list[dict]:
-    """One entry per calendar day (days without records too), with bar widths in percent."""
-    by_day = {timezone.localdate(row["timestamp"]): row for row in series}
-    today = timezone.localdate()
-    entries = []
-    for offset in range(days, -1, -1):  # the window starts part-way through its first day
-        day = today - timedelta(days=offset)
-        row = by_day.get(day, {})
-        entries.append(
-            {
-                "day": day,
-                "cost": row.get("cost_usd", 0.0),
-                "tokens": row.get("total_tokens", 0),
-                "requests": row.get("requests", 0),
-            }
-        )
-    top_cost = max((entry["cost"] for entry in entries), default=0) or 1
-    top_tokens = max((entry["tokens"] for entry in entries), default=0) or 1
-    for entry in entries:
-        entry["cost_pct"] = round(100 * entry["cost"] / top_cost, 1)
-        entry["tokens_pct"] = round(100 * entry["tokens"] / top_tokens, 1)
-    return entries
+# --- Spend on the tenant, user and key pages ----------------------------------
+
+
+class SpendChangeList(ChangeList):
+    """Reads the page's spend with one query, once the page's rows are known."""
+
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        owners = list(self.result_list)  # evaluated here; the template reuses these objects
+        uses = period_use(self.model_admin.spend_level, owners, bounded=self.model_admin.spend_bounded)
+        for owner in owners:
+            owner._period_use = uses.get(owner.pk)
+
+
+class SpendMixin:
+    """Adds "spend" and "quota use" columns to an account admin's list, and both to its change page.
+
+    `spend_bounded`: the list reads at most this month (see `period_use`); a
+    change page always reads its owner's whole period."""
+
+    spend_level = ""
+    spend_bounded = False
+
+    def get_changelist(self, request, **kwargs):
+        return SpendChangeList
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, ("Usage this period", {"fields": ("spend", "quota_use")}))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "spend", "quota_use")
+
+    def _use(self, owner) -> PeriodUse | None:
+        if not hasattr(owner, "_period_use"):  # a change page: this owner alone, over its whole period
+            owner._period_use = period_use(self.spend_level, [owner]).get(owner.pk) if owner.pk else None
+        return owner._period_use
+
+    @display(description="spend")
+    def spend(self, owner) -> str:
+        use = self._use(owner)
+        if use is None:
+            return "—"
+        return format_html('{} <span class="text-font-subtle-light">{}</span>', usd(use.cost_usd), use.window)
+
+    @display(description="quota use")
+    def quota_use(self, owner) -> str:
+        use = self._use(owner)
+        if use is None:
+            return "—"
+        bars = []
+        if use.tokens_ratio is not None:
+            bars.append(("tokens", f"{use.tokens:,} / {use.token_quota:,}", use.tokens_ratio))
+        if use.budget_ratio is not None:
+            bars.append(("budget", f"{usd(use.cost_usd)} / {usd(use.budget_usd)}", use.budget_ratio))
+        if bars:
+            return format_html_join("", "{}", ((_progress(*bar),) for bar in bars))
+        limited = owner.token_quota is not None or owner.budget_usd is not None
+        if limited and use.window != WINDOW_NAMES[owner.quota_period or "total"]:  # a bounded list
+            return "all-time limit: see its page"
+        return "no limit"
+
+
+def _progress(title: str, description: str, ratio: float) -> str:
+    """unfold's progress bar: red from 100 %, orange from 80 %."""
+    color = "bg-red-600" if ratio >= 1 else "bg-orange-500" if ratio >= 0.8 else ""
+    return render_to_string(
+        "unfold/components/progress.html",
+        {
+            "title": title,
+            "description": f"{description} ({ratio:.0%})",
+            "value": round(min(ratio, 1) * 100, 1),
+            "progress_class": color,
+            "class": "min-w-32",
+        },
+    )
+
+
+class TenantAdmin(SpendMixin, accounts_admin.TenantAdmin):
+    spend_level = "tenant"
+    spend_bounded = True  # every record has a tenant: all time for all tenants would be the whole table
+    list_display = ("name", "status", "spend", "quota_use", "quota_period", "rpm", "tpm", "created_at")
+
+
+class ApiUserAdmin(SpendMixin, accounts_admin.ApiUserAdmin):
+    spend_level = "user"
+    spend_bounded = True
+    list_display = ("username", "tenant", "status", "spend", "quota_use", "quota_period", "rpm", "created_at")
+
+
+class ApiKeyAdmin(SpendMixin, accounts_admin.ApiKeyAdmin):
+    spend_level = "key"
+    list_display = (
+        "prefix_display",
+        "name",
+        "tenant",
+        "user",
+        "status",
+        "spend",
+        "quota_use",
+        "last_used_at",
+        "expires_at",
+        "is_admin",
+    )
+
+
+for model, model_admin in ((Tenant, TenantAdmin), (ApiUser, ApiUserAdmin), (ApiKey, ApiKeyAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.usage.records import make_record
 from usage.admin import CappedCountPaginator
@@ -121,7 +122,11 @@ def test_chart_shows_cost_and_tokens_per_day(usage_rows, staff_client):
     assert html.count('class="bar cost"') == 8  # today and the 7 days before it
     assert "8.5000" not in html  # cost is per day, not a total
     assert "1.0000" in html  # acme's alice, 30 h ago: alone on her day
-    assert "<script" not in html.split("<body", 1)[1].split("</form>", 1)[1]
+    # Drawn by the theme's own Chart.js from the canvas's data attribute: the page
+    # adds no script of its own, and every script is a static file of the gateway's.
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts and all(re.fullmatch(r'<script src="/static/unfold/js/[^"]+"( defer)?>', tag) for tag in scripts)
+    assert '<canvas class="chart"' in html and "Cost (USD)" in html.replace("&quot;", '"')
 
 
 def test_chart_for_one_tenant(usage_rows, world, staff_client):
@@ -148,3 +153,64 @@ def test_chart_with_no_records(db, staff_client):
 def test_old_rows_are_listed_too(db, staff_client):
     UsageRecord.objects.bulk_create([make_record(ago=timedelta(days=400), requested_model="ancient-model")])
     assert "ancient-model" in page(staff_client.get(CHANGELIST))
+
+
+# --- spend on the tenant, user and key pages -----------------------------------
+
+KEYS = "/admin/accounts/apikey/"
+
+
+def test_key_list_shows_each_keys_spend_over_its_period(usage_rows, world, staff_client):
+    # Every key's period is `total`: all its records but cache hits.
+    rows = results(staff_client.get(KEYS))
+    member = rows.split(world.member_key.prefix, 1)[1].split("</tr>", 1)[0]
+    outsider = rows.split(world.outsider_key.prefix, 1)[1].split("</tr>", 1)[0]
+    assert "$101.50" in member and "all time" in member  # 0.5 + 1 + 100, 40 days ago included
+    assert "$107.00" in outsider and "no limit" in outsider
+
+
+def test_key_list_reads_spend_in_one_query_whatever_the_page_size(usage_rows, world, factory, staff_client):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page(staff_client.get(KEYS))
+        assert len([q for q in captured if '"usage_usagerecord"' in q["sql"]]) == 1
+        return len(captured)
+
+    before = queries()
+    for n in range(5):
+        factory.make_key(world.member, name=f"extra-{n}", quota_period="daily", budget_usd="1")
+    assert queries() == before
+
+
+def test_quota_use_is_shown_against_the_keys_limits(world, staff_client, time_machine):
+    time_machine.move_to(timezone.now().replace(hour=12), tick=True)  # at noon, "a second ago" is this month
+    key = world.member_key
+    key.quota_period, key.token_quota, key.budget_usd = "monthly", 1000, "2"
+    key.save()
+    UsageRecord.objects.bulk_create(
+        [
+            make_record(ago=timedelta(seconds=1), key=key, input_tokens=200, output_tokens=100, cost_usd="0.5"),
+            make_record(ago=timedelta(days=40), key=key, input_tokens=5000, cost_usd="100"),  # last period
+        ]
+    )
+    rows = results(staff_client.get(KEYS))
+    member = rows.split(key.prefix, 1)[1].split("</tr>", 1)[0]
+    assert "$0.5000" in member and "this month" in member
+    assert "300 / 1,000 (30%)" in member and "$0.5000 / $2.00 (25%)" in member
+
+
+def test_tenant_list_reads_this_month_and_the_change_page_the_whole_period(usage_rows, world, staff_client):
+    world.acme.budget_usd = "1000"
+    world.acme.save()
+    rows = results(staff_client.get("/admin/accounts/tenant/"))
+    acme = rows.split(">acme<", 1)[1].split("</tr>", 1)[0]
+    assert "this month" in acme and "$100" not in acme  # the list never reads before this month
+    assert "all-time limit: see its page" in acme
+    html = page(staff_client.get(f"/admin/accounts/tenant/{world.acme.pk}/change/"))
+    assert "$101.50" in html and "all time" in html  # acme's records ever, but the cache hit
+    assert "$101.50 / $1,000.00 (10%)" in html
+
+
+def test_user_change_page_shows_its_period_use(usage_rows, world, staff_client):
+    html = page(staff_client.get(f"/admin/accounts/apiuser/{world.member.pk}/change/"))
+    assert "Usage this period" in html and "$101.50" in html and "no limit" in html
