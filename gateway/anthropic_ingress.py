@@ -184,12 +184,14 @@ def _stop_reason(finish_reason: str | None, has_tool_use: bool) -> str:
 
 def _openai_usage_to_anthropic(usage: dict | None) -> dict:
     usage = usage or {}
-    cached = int_or_zero((usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int_or_zero(details.get("cached_tokens"))
+    written = int_or_zero(details.get("cache_write_tokens"))
     return {
-        "input_tokens": max(int_or_zero(usage.get("prompt_tokens")) - cached, 0),
+        "input_tokens": max(int_or_zero(usage.get("prompt_tokens")) - cached - written, 0),
         "output_tokens": int_or_zero(usage.get("completion_tokens")),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
     }
 
 

@@ -21,6 +21,8 @@ from providers.router import Attempt
 from usage import limits, recorder
 
 DISCONNECTED_STATUS = 499  # nginx's "client closed request"
+SESSION_HEADERS = (b"x-session-id", b"x-claude-code-session-id")
+MAX_SESSION_ID = 200
 
 
 class Call:
@@ -53,6 +55,16 @@ class Call:
         self.response_started = False  # the status line went out: an error can only end a stream in-band
         self.cached: response_cache.Entry | None = None  # the cache entry that answered
         self.store_stream: tuple[str, dict] | None = None  # (cache key, config) to store a stream under
+        self.session_id = self.agent_session()
+
+    def agent_session(self) -> str:
+        """The agent session this call belongs to, from its headers (a Responses
+        request's prompt_cache_key is set by its handler)."""
+        for name in SESSION_HEADERS:
+            value = self.headers.get(name)
+            if value:
+                return value.decode("latin-1")[:MAX_SESSION_ID]
+        return ""
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -147,6 +159,9 @@ class Call:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "session_id": self.session_id,
             "cost_usd": cost,
             "priced": priced,
             "latency_ms": int(self.elapsed() * 1000),

@@ -22,7 +22,11 @@ class UsageRecord(models.Model):
     upstream_model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0, help_text="Of the input: read from the prompt cache.")
+    cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Of the input: written to the prompt cache.")
+    reasoning_tokens = models.PositiveIntegerField(default=0, help_text="Of the output: reasoning.")
+    # An agent's session (X-Session-Id, X-Claude-Code-Session-Id, a Responses prompt_cache_key).
+    session_id = models.CharField(max_length=200, blank=True)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
     priced = models.BooleanField(default=True, help_text="False when the model had no known price (cost 0).")
     latency_ms = models.PositiveIntegerField(default=0)

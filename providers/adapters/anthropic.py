@@ -233,16 +233,19 @@ def openai_chat_to_anthropic(body: dict, upstream_model: str) -> dict:
 
 
 def anthropic_usage_to_openai(usage: dict | None) -> dict:
-    """Anthropic usage -> OpenAI usage; cached input counts as prompt tokens."""
+    """Anthropic usage -> OpenAI usage: cache reads and writes count as prompt
+    tokens, and are kept apart in prompt_tokens_details (`cache_write_tokens` is
+    the gateway's own field: OpenAI has no cache writes) so each is billed at its price."""
     usage = usage or {}
     cache_read = int_or_zero(usage.get("cache_read_input_tokens"))
-    prompt = int_or_zero(usage.get("input_tokens")) + cache_read + int_or_zero(usage.get("cache_creation_input_tokens"))
+    cache_write = int_or_zero(usage.get("cache_creation_input_tokens"))
+    prompt = int_or_zero(usage.get("input_tokens")) + cache_read + cache_write
     completion = int_or_zero(usage.get("output_tokens"))
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
+        "prompt_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
     }
 
 

@@ -70,19 +70,34 @@ class UpstreamError(Exception):
 
 @dataclass(slots=True)
 class Usage:
+    """What a call used, as billed. `input_tokens` is the whole prompt: it includes
+    `cached_tokens` (read from the provider's prompt cache) and `cache_write_tokens`
+    (written to it, Anthropic's cache_creation_input_tokens); `output_tokens`
+    includes `reasoning_tokens`."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @classmethod
     def from_openai(cls, usage: dict | None) -> Usage | None:
+        """From OpenAI's usage object; a cache write is read from
+        `prompt_tokens_details.cache_write_tokens` (how the gateway's own
+        translations carry it) or a top-level `cache_creation_input_tokens`."""
         if not isinstance(usage, dict):
             return None
-        details = usage.get("prompt_tokens_details") or {}
+        prompt = usage.get("prompt_tokens_details")
+        prompt = prompt if isinstance(prompt, dict) else {}
+        completion = usage.get("completion_tokens_details")
+        completion = completion if isinstance(completion, dict) else {}
         return cls(
             input_tokens=int(usage.get("prompt_tokens") or 0),
             output_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+            cached_tokens=int(prompt.get("cached_tokens") or 0),
+            cache_write_tokens=int(prompt.get("cache_write_tokens") or usage.get("cache_creation_input_tokens") or 0),
+            reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
         )
 
 

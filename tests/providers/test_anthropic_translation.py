@@ -297,7 +297,7 @@ def test_usage_with_cache_tokens():
         "prompt_tokens": 130,
         "completion_tokens": 7,
         "total_tokens": 137,
-        "prompt_tokens_details": {"cached_tokens": 100},
+        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20},
     }
     none_cache = {
         "input_tokens": 3,
@@ -438,7 +438,7 @@ def test_anthropic_stream_text_only():
         "prompt_tokens": 42,
         "completion_tokens": 9,
         "total_tokens": 51,
-        "prompt_tokens_details": {"cached_tokens": 30},
+        "prompt_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 0},
     }
     assert conv.finish_reason == "stop"
 
