@@ -54,7 +54,7 @@ class ProviderAdmin(ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "display_name", "type", "base_url", "is_enabled", "priority")}),
         ("Key", {"fields": ("api_key", "clear_api_key", "api_key_env")}),
-        ("Models", {"fields": ("models", "available_models")}),
+        ("Models", {"fields": ("models", "available_models", "responses")}),
         ("Limits", {"fields": ("rate_limit_rpm", "rate_limit_tpm", "timeout", "max_retries", "custom_headers")}),
         ("State", {"fields": ("from_config", "created_at", "updated_at")}),
     )

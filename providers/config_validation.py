@@ -27,7 +27,7 @@ TOP_LEVEL = ("providers", "model_aliases", "prices", "overrides", *STATE_SECTION
 # as the file is the truth for the providers it lists.
 PROVIDER_FIELDS = (
     "display_name", "base_url", "api_key", "api_key_env", "models", "is_enabled", "priority",
-    "rate_limit_rpm", "rate_limit_tpm", "timeout", "max_retries", "custom_headers",
+    "rate_limit_rpm", "rate_limit_tpm", "timeout", "max_retries", "custom_headers", "responses",
 )  # fmt: skip
 PROVIDER_FIELD_ALIASES = {"enabled": "is_enabled"}
 SECRET_FIELDS = frozenset({"api_key", "custom_headers"})  # their values never appear in a message

@@ -97,6 +97,11 @@ class Provider(models.Model):
     )
     available_models = models.JSONField(default=list, blank=True, help_text="Last model list read from upstream.")
     is_enabled = models.BooleanField(default=True)
+    responses = models.BooleanField(
+        default=False,
+        help_text="Speaks OpenAI's Responses API itself (/v1/responses is forwarded, not translated). "
+        "Type openai always does.",
+    )
     priority = models.IntegerField(
         default=0,
         validators=[MinValueValidator(-INT32_MAX - 1), MaxValueValidator(INT32_MAX)],
@@ -210,7 +215,12 @@ class Price(models.Model):
     model = models.CharField(max_length=100, unique=True)
     input = models.DecimalField(max_digits=12, decimal_places=6)
     output = models.DecimalField(max_digits=12, decimal_places=6)
-    cached_input = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    cached_input = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Reading the prompt cache."
+    )
+    cache_write = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Writing the prompt cache."
+    )
 
     class Meta:
         ordering = ["model"]

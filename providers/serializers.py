@@ -22,7 +22,7 @@ class ProviderSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "display_name", "type", "base_url", "api_key", "api_key_masked", "api_key_env",
             "models", "available_models", "is_enabled", "priority", "rate_limit_rpm", "rate_limit_tpm",
-            "timeout", "max_retries", "custom_headers", "from_config", "created_at", "updated_at",
+            "timeout", "max_retries", "custom_headers", "responses", "from_config", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["available_models", "from_config"]
         extra_kwargs = {
